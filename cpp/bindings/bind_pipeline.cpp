@@ -1,0 +1,7 @@
+#include "common.hpp"
+
+namespace sightd::bindings {
+
+void bind_pipeline(py::module_& m) { (void)m; }
+
+}  // namespace sightd::bindings

@@ -1,0 +1,61 @@
+// Decoding encoded image bytes (JPEG, PNG, BMP, WebP, TIFF, PNM) into 8-bit BGR pixels with OpenCV.
+//
+// The header is parsed by the core itself first: the format, the size and the EXIF orientation are known
+// before any pixel is decoded, so decompression bombs are refused cheaply and the pipeline can plan tensor
+// shapes and pick a reduced JPEG decoding scale.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+namespace sightd {
+
+enum class ImageFormat { kJpeg, kPng, kBmp, kWebp, kTiff, kPnm };
+const char* image_format_name(ImageFormat format) noexcept;  // "jpeg", "png", ...
+
+struct ImageHeader {
+  ImageFormat format = ImageFormat::kJpeg;
+  int width = 0;        // as stored, before orientation
+  int height = 0;
+  int orientation = 1;  // EXIF orientation 1..8 (1 when absent or unknown)
+  int channels = 0;     // as stored: 1 (grey), 2 (grey + alpha), 3, 4 (with alpha)
+  int bit_depth = 8;    // bits per sample as stored
+
+  // Size after the orientation is applied (orientations 5..8 swap width and height).
+  int oriented_width() const noexcept { return orientation >= 5 ? height : width; }
+  int oriented_height() const noexcept { return orientation >= 5 ? width : height; }
+};
+
+struct DecodeOptions {
+  // Largest width * height accepted, checked from the header before decoding.
+  int64_t max_pixels = 100'000'000;
+  // Colour under transparent pixels: images with alpha are composited over it (B, G, R).
+  uint8_t background_b = 255;
+  uint8_t background_g = 255;
+  uint8_t background_r = 255;
+};
+
+// Reads the format, size, orientation and sample layout from the first bytes. Throws Error(kInvalidImage)
+// for empty, unrecognised or truncated headers, Error(kImageTooLarge) never (see check_pixel_limit).
+ImageHeader read_image_header(const uint8_t* data, std::size_t size);
+
+// Throws Error(kImageTooLarge) when the header's width * height exceeds options.max_pixels.
+void check_pixel_limit(const ImageHeader& header, const DecodeOptions& options);
+
+struct DecodedImage {
+  cv::Mat bgr;          // CV_8UC3, orientation applied, alpha composited, 16-bit and grey converted
+  int reduction = 1;    // JPEG DCT scaling used (1, 2, 4 or 8): bgr is about 1/reduction of the full size
+  ImageHeader header;
+};
+
+// Decodes to 8-bit BGR. `min_width` and `min_height` (in oriented pixels; 0 = full resolution) allow a JPEG
+// to be decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling, choosing the largest reduction that keeps
+// the decoded image at least that large. Throws Error(kInvalidImage) / Error(kImageTooLarge); never crashes
+// on hostile bytes.
+DecodedImage decode_image(const uint8_t* data, std::size_t size, const DecodeOptions& options,
+                          int min_width = 0, int min_height = 0);
+
+}  // namespace sightd

@@ -1,0 +1,79 @@
+// The coarse entry point of the hot path: a batch of encoded images (with their rois) goes in; the
+// network's output tensors for each image plus each image's transforms come out. No Python touches pixels:
+// headers are read, images decoded (in parallel on the pool), cropped, resized and normalised straight into
+// their slot of the batch tensor, and the session runs once per group of same-shape images (once per image
+// when the preprocessing says batched_output = false, and in chunks when the model has a fixed batch size).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sightd/engine.hpp"
+#include "sightd/error.hpp"
+#include "sightd/image.hpp"
+#include "sightd/preprocess.hpp"
+#include "sightd/roi.hpp"
+#include "sightd/tensor.hpp"
+#include "sightd/thread_pool.hpp"
+#include "sightd/transform.hpp"
+
+namespace sightd {
+
+struct ImageRequest {
+  const uint8_t* data = nullptr;  // encoded bytes, borrowed for the duration of run()
+  std::size_t size = 0;
+  Roi roi;
+};
+
+struct ImageOutcome {
+  bool ok = false;
+  // When !ok: what went wrong with this image only (the others of the batch are unaffected).
+  ErrorCode error_code = ErrorCode::kInternal;
+  std::string error_field;
+  std::string error_message;
+  // One per image input of the preprocessing, in its order.
+  std::vector<Transform> transforms;
+  // In the order of Pipeline::output_names(). With batched_output the batch dimension is removed (a view
+  // into the batch's output); without it, the tensors are the network's outputs as they are.
+  std::vector<Tensor> outputs;
+};
+
+struct PipelineOptions {
+  DecodeOptions decode;
+  // Allow libjpeg's DCT-scaled decoding when the image is much larger than the network needs. Faster on
+  // large JPEGs; results differ slightly from full-resolution decoding (docs/preprocessing.md).
+  bool reduced_decoding = false;
+  std::shared_ptr<ThreadPool> pool;  // null: ThreadPool::shared()
+};
+
+class Pipeline {
+ public:
+  // Checks the spec against the session (every tensor named exists with a compatible element type and
+  // rank, fixed dimensions match the target size, constants fit) and throws Error(kInvalidArgument) naming
+  // the field otherwise. `output_names` empty means all the network's outputs.
+  Pipeline(std::shared_ptr<const Session> session, PreprocessingSpec spec, std::vector<std::string> output_names,
+           PipelineOptions options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  const PreprocessingSpec& spec() const noexcept;
+  const Session& session() const noexcept;
+  const std::vector<std::string>& output_names() const noexcept;
+  // Largest batch one run takes: the model's fixed batch dimension, 1 without batched_output, else 0
+  // (unlimited).
+  int max_batch() const noexcept;
+
+  // Thread-safe and never throws for bad input: a bad image fails alone (see ImageOutcome), a failed session
+  // run fails the images of that run (kEngine).
+  std::vector<ImageOutcome> run(const std::vector<ImageRequest>& images) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sightd

@@ -1,0 +1,1 @@
+"""The public model zoo: real pretrained models built reproducibly from registry packages."""
