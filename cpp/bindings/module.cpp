@@ -4,6 +4,7 @@
 
 #include "common.hpp"
 #include "sightd/error.hpp"
+#include "sightd/transform.hpp"
 
 namespace py = pybind11;
 
@@ -44,6 +45,32 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetObject(cls.ptr(), instance.ptr());
     }
   });
+
+  // Shared by every part: the geometry an image went through on its way into a tensor.
+  py::class_<sightd::Transform>(m, "Transform")
+      .def(py::init<>())
+      .def_readwrite("image_width", &sightd::Transform::image_width)
+      .def_readwrite("image_height", &sightd::Transform::image_height)
+      .def_readwrite("crop_x", &sightd::Transform::crop_x)
+      .def_readwrite("crop_y", &sightd::Transform::crop_y)
+      .def_readwrite("crop_width", &sightd::Transform::crop_width)
+      .def_readwrite("crop_height", &sightd::Transform::crop_height)
+      .def_readwrite("scale_x", &sightd::Transform::scale_x)
+      .def_readwrite("scale_y", &sightd::Transform::scale_y)
+      .def_readwrite("offset_x", &sightd::Transform::offset_x)
+      .def_readwrite("offset_y", &sightd::Transform::offset_y)
+      .def_readwrite("tensor_width", &sightd::Transform::tensor_width)
+      .def_readwrite("tensor_height", &sightd::Transform::tensor_height)
+      .def("to_image_x", &sightd::Transform::to_image_x, py::arg("tensor_x"))
+      .def("to_image_y", &sightd::Transform::to_image_y, py::arg("tensor_y"))
+      .def("__repr__", [](const sightd::Transform& t) {
+        return "Transform(image=" + std::to_string(t.image_width) + "x" + std::to_string(t.image_height) +
+               ", crop=(" + std::to_string(t.crop_x) + ", " + std::to_string(t.crop_y) + ", " +
+               std::to_string(t.crop_width) + ", " + std::to_string(t.crop_height) + "), scale=(" +
+               std::to_string(t.scale_x) + ", " + std::to_string(t.scale_y) + "), offset=(" +
+               std::to_string(t.offset_x) + ", " + std::to_string(t.offset_y) + "), tensor=" +
+               std::to_string(t.tensor_width) + "x" + std::to_string(t.tensor_height) + ")";
+      });
 
   sightd::bindings::bind_image(m);
   sightd::bindings::bind_preprocess(m);

@@ -1,32 +1,20 @@
 // The coarse entry point of the hot path: a batch of encoded images (with their rois) goes in; the
-// network's output tensors for each image plus each image's transforms come out. No Python touches pixels:
-// headers are read, images decoded (in parallel on the pool), cropped, resized and normalised straight into
-// their slot of the batch tensor, and the session runs once per group of same-shape images (once per image
-// when the preprocessing says batched_output = false, and in chunks when the model has a fixed batch size).
+// network's output tensors for each image plus each image's transforms come out, with no Python touching
+// pixels in between. The BatchPreprocessor prepares same-shape groups; the session runs once per group
+// (in chunks when the model has a fixed batch size, once per image when batched_output is false).
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "sightd/batch.hpp"
 #include "sightd/engine.hpp"
 #include "sightd/error.hpp"
-#include "sightd/image.hpp"
-#include "sightd/preprocess.hpp"
-#include "sightd/roi.hpp"
 #include "sightd/tensor.hpp"
-#include "sightd/thread_pool.hpp"
 #include "sightd/transform.hpp"
 
 namespace sightd {
-
-struct ImageRequest {
-  const uint8_t* data = nullptr;  // encoded bytes, borrowed for the duration of run()
-  std::size_t size = 0;
-  Roi roi;
-};
 
 struct ImageOutcome {
   bool ok = false;
@@ -34,19 +22,10 @@ struct ImageOutcome {
   ErrorCode error_code = ErrorCode::kInternal;
   std::string error_field;
   std::string error_message;
-  // One per image input of the preprocessing, in its order.
-  std::vector<Transform> transforms;
+  std::vector<Transform> transforms;  // one per image input of the preprocessing, in its order
   // In the order of Pipeline::output_names(). With batched_output the batch dimension is removed (a view
   // into the batch's output); without it, the tensors are the network's outputs as they are.
   std::vector<Tensor> outputs;
-};
-
-struct PipelineOptions {
-  DecodeOptions decode;
-  // Allow libjpeg's DCT-scaled decoding when the image is much larger than the network needs. Faster on
-  // large JPEGs; results differ slightly from full-resolution decoding (docs/preprocessing.md).
-  bool reduced_decoding = false;
-  std::shared_ptr<ThreadPool> pool;  // null: ThreadPool::shared()
 };
 
 class Pipeline {
@@ -55,7 +34,7 @@ class Pipeline {
   // rank, fixed dimensions match the target size, constants fit) and throws Error(kInvalidArgument) naming
   // the field otherwise. `output_names` empty means all the network's outputs.
   Pipeline(std::shared_ptr<const Session> session, PreprocessingSpec spec, std::vector<std::string> output_names,
-           PipelineOptions options);
+           BatchOptions options);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;

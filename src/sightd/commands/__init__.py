@@ -1,0 +1,1 @@
+"""Subcommands of the ``sightd`` command line, one module each (see sightd.cli)."""
