@@ -6,12 +6,17 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "sightd/error.hpp"
 
 namespace sightd {
 
 namespace {
+
+constexpr int kMaxThreads = 1024;
 
 // One parallel_for call: indices are claimed with an atomic counter by the caller and any idle worker.
 struct Loop {
@@ -74,6 +79,9 @@ struct ThreadPool::Impl {
 };
 
 ThreadPool::ThreadPool(int threads) : impl_(std::make_unique<Impl>()) {
+  if (threads < 0 || threads > kMaxThreads) {
+    throw_invalid_argument("threads", "must be in 0.." + std::to_string(kMaxThreads));
+  }
   for (int i = 0; i < threads; ++i) impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_main(); });
 }
 
@@ -91,7 +99,16 @@ int ThreadPool::size() const noexcept { return static_cast<int>(impl_->workers.s
 void ThreadPool::parallel_for(std::size_t count, const std::function<void(std::size_t)>& body) {
   if (count == 0) return;
   if (count == 1 || impl_->workers.empty()) {
-    for (std::size_t i = 0; i < count; ++i) body(i);
+    // Same contract as the parallel path: every iteration runs, the first exception comes out at the end.
+    std::exception_ptr first_error;
+    for (std::size_t i = 0; i < count; ++i) {
+      try {
+        body(i);
+      } catch (...) {
+        if (!first_error) first_error = std::current_exception();
+      }
+    }
+    if (first_error) std::rethrow_exception(first_error);
     return;
   }
   auto loop = std::make_shared<Loop>();
