@@ -99,5 +99,11 @@ class Session:
     ) -> list[npt.NDArray[Any]]: ...
 
 # --- pipeline (bind_pipeline.cpp) ---
+class ThreadPool:
+    """Worker threads for decoding and preprocessing (besides the calling thread; 0 is allowed)."""
+
+    def __init__(self, threads: int) -> None: ...
+    @property
+    def size(self) -> int: ...
 
 # --- postprocess (bind_postprocess.cpp) ---
