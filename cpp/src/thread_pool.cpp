@@ -42,7 +42,11 @@ struct Loop {
     }
     if (ran == 0) return;
     std::lock_guard<std::mutex> lock(mutex);
-    if (first_error && !error) error = first_error;
+    // Hand the exception over under the lock and keep no reference to it: the caller then owns it alone and
+    // it is destroyed in the caller's thread (exception_ptr's reference count lives in the uninstrumented
+    // libstdc++, which ThreadSanitizer would otherwise not see ordered).
+    if (first_error && !error) error = std::move(first_error);
+    first_error = nullptr;
     finished += ran;
     if (finished == count) all_finished.notify_all();
   }
@@ -120,9 +124,14 @@ void ThreadPool::parallel_for(std::size_t count, const std::function<void(std::s
   }
   impl_->has_work.notify_all();
   loop->work();
-  std::unique_lock<std::mutex> lock(loop->mutex);
-  loop->all_finished.wait(lock, [&] { return loop->finished == loop->count; });
-  if (loop->error) std::rethrow_exception(loop->error);
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> lock(loop->mutex);
+    loop->all_finished.wait(lock, [&] { return loop->finished == loop->count; });
+    error = std::move(loop->error);
+    loop->error = nullptr;
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 std::shared_ptr<ThreadPool> ThreadPool::shared() {
