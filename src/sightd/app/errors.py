@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Self
 
 from sightd.errors import CoreError, ImageError, ImageTooLargeError, InvalidArgumentError
 
@@ -54,7 +55,7 @@ class BadRequestError(ServiceError):
     default_reason = "INVALID_ARGUMENT"
 
     @classmethod
-    def of(cls, field: str, description: str, *, reason: str = "") -> BadRequestError:
+    def of(cls, field: str, description: str, *, reason: str = "") -> Self:
         """A single-field error whose message repeats the field and the description."""
         message = f"{field}: {description}" if field else description
         return cls(message, reason=reason, violations=[FieldViolation(field, description)])
