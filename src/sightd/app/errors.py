@@ -14,6 +14,12 @@ from typing import Self
 from sightd.errors import CoreError, ImageError, ImageTooLargeError, InvalidArgumentError
 
 
+def quoted(value: str, limit: int = 64) -> str:
+    """A client-supplied value for an error message, cut short: errors travel in trailers, which are
+    small, and must not echo megabytes back."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
 @dataclass(frozen=True)
 class FieldViolation:
     """One field of a request and why its value is refused (dotted JSON path, as in v0.7 documents)."""

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sightd.app.errors import AlreadyExistsError, BadRequestError, FieldViolation, NotFoundError
+from sightd.app.errors import AlreadyExistsError, BadRequestError, FieldViolation, NotFoundError, quoted
 from sightd.store import scoping
 from sightd.store.blobs import BlobInfo
 from sightd.store.database import aware, utcnow
@@ -146,7 +146,7 @@ async def _row(connection: AsyncConnection, tenant_id: int, ref: str) -> Any:
         await connection.execute(sa.select(networks).where(scoping.by_ref(networks, tenant_id, parsed)))
     ).first()
     if row is None:
-        raise NotFoundError(f"network {ref!r} not found", metadata={"network_id": ref})
+        raise NotFoundError(f"network {quoted(ref)} not found", metadata={"network_id": ref[:64]})
     return row
 
 
@@ -196,7 +196,7 @@ async def update_network(
     if "name" in changes and not changes["name"]:
         raise BadRequestError.of("name", "is required")
     row = await _row(connection, tenant_id, ref)
-    scoping.ensure_owner(row.tenant_id, tenant_id, f"network {ref!r}")
+    scoping.ensure_owner(row.tenant_id, tenant_id, f"network {quoted(ref)}")
     if changes:
         await connection.execute(
             sa.update(networks).where(networks.c.id == row.id).values(**changes, updated_at=utcnow())
@@ -208,7 +208,7 @@ async def delete_network(connection: AsyncConnection, tenant_id: int, ref: str) 
     """Deletes one of the tenant's networks (its versions go with it). Returns the SHA-256 of the blobs
     no network uses any more: delete their files once the transaction has committed."""
     row = await _row(connection, tenant_id, ref)
-    scoping.ensure_owner(row.tenant_id, tenant_id, f"network {ref!r}")
+    scoping.ensure_owner(row.tenant_id, tenant_id, f"network {quoted(ref)}")
     hashes = [f.sha256 for f in (await _files(connection, [row.id]))[row.id]]
     # Versions go with the network (foreign key cascade); specs must not keep pointing at them.
     await connection.execute(

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sightd.app.errors import AlreadyExistsError, BadRequestError, FieldViolation, NotFoundError
+from sightd.app.errors import AlreadyExistsError, BadRequestError, FieldViolation, NotFoundError, quoted
 from sightd.store import scoping
 from sightd.store.database import aware, utcnow
 from sightd.store.schema import networks, specs, versions
@@ -118,7 +118,7 @@ async def _spec_row(connection: AsyncConnection, tenant_id: int, ref: str) -> An
     parsed = scoping.parse_ref(ref, "recognition spec")
     row = (await connection.execute(sa.select(specs).where(scoping.by_ref(specs, tenant_id, parsed)))).first()
     if row is None:
-        raise NotFoundError(f"recognition spec {ref!r} not found", metadata={"spec_id": ref})
+        raise NotFoundError(f"recognition spec {quoted(ref)} not found", metadata={"spec_id": ref[:64]})
     return row
 
 
@@ -152,7 +152,7 @@ async def update_spec(
     if "name" in changes and not changes["name"]:
         raise BadRequestError.of("name", "is required")
     row = await _spec_row(connection, tenant_id, ref)
-    scoping.ensure_owner(row.tenant_id, tenant_id, f"recognition spec {ref!r}")
+    scoping.ensure_owner(row.tenant_id, tenant_id, f"recognition spec {quoted(ref)}")
     version_id = changes.get("current_version_id")
     if version_id is not None:
         owner = await connection.scalar(sa.select(versions.c.spec_id).where(versions.c.id == version_id))
@@ -168,7 +168,7 @@ async def update_spec(
 async def delete_spec(connection: AsyncConnection, tenant_id: int, ref: str) -> None:
     """Deletes one of the tenant's specs with its versions."""
     row = await _spec_row(connection, tenant_id, ref)
-    scoping.ensure_owner(row.tenant_id, tenant_id, f"recognition spec {ref!r}")
+    scoping.ensure_owner(row.tenant_id, tenant_id, f"recognition spec {quoted(ref)}")
     await connection.execute(sa.delete(versions).where(versions.c.spec_id == row.id))
     await connection.execute(sa.delete(specs).where(specs.c.id == row.id))
 
@@ -232,9 +232,9 @@ async def resolve_for_version(
     network_row_id = 0
     try:
         spec = await get_spec(connection, tenant_id, spec_ref)
-        scoping.ensure_owner(spec.tenant_id, tenant_id, f"recognition spec {spec_ref!r}")
+        scoping.ensure_owner(spec.tenant_id, tenant_id, f"recognition spec {quoted(spec_ref)}")
     except NotFoundError:
-        violations.append(FieldViolation("spec_id", f"recognition spec {spec_ref!r} not found"))
+        violations.append(FieldViolation("spec_id", f"recognition spec {quoted(spec_ref)} not found"))
     try:
         parsed = scoping.parse_ref(network_ref, "network")
         found = await connection.scalar(
@@ -244,7 +244,7 @@ async def resolve_for_version(
             raise NotFoundError("")
         network_row_id = int(found)
     except NotFoundError:
-        violations.append(FieldViolation("network_id", f"network {network_ref!r} not found"))
+        violations.append(FieldViolation("network_id", f"network {quoted(network_ref)} not found"))
     if violations:
         raise NotFoundError("; ".join(v.description for v in violations), violations=violations)
     assert spec is not None

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sightd.app.errors import BadRequestError, NotFoundError, PermissionDeniedError
+from sightd.app.errors import BadRequestError, NotFoundError, PermissionDeniedError, quoted
 
 PUBLIC_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,199}")
 DEFAULT_LIMIT = 100
@@ -24,11 +24,11 @@ MAX_LIMIT = 1000
 
 def parse_ref(ref: str, kind: str) -> int | str:
     """The private id (int) or public name (str) a client's reference names."""
-    if ref.isdigit() and ref.isascii():
+    if ref.isdigit() and ref.isascii() and len(ref) <= 18:
         return int(ref)
     if PUBLIC_NAME.fullmatch(ref):
         return ref
-    raise NotFoundError(f"{kind} {ref!r} not found")
+    raise NotFoundError(f"{kind} {quoted(ref)} not found")
 
 
 def check_public_name(name: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sightd.app.errors import NotFoundError
+from sightd.app.errors import NotFoundError, quoted
 from sightd.store import scoping
 from sightd.store.database import aware, utcnow
 from sightd.store.schema import tasks
@@ -66,7 +66,7 @@ def _record(row: Any) -> TaskRecord:
 def parse_task_id(value: str) -> int:
     """Task ids are decimal digits; anything else names no task."""
     if not (value.isdigit() and value.isascii()) or len(value) > 18:
-        raise NotFoundError(f"task {value!r} not found", metadata={"task_id": value})
+        raise NotFoundError(f"task {quoted(value)} not found", metadata={"task_id": value[:64]})
     return int(value)
 
 
