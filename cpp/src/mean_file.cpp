@@ -19,6 +19,15 @@ constexpr uint64_t kMaxElements = uint64_t{3} * 16384 * 16384;
 
 [[noreturn]] void fail(const std::string& message) { throw_invalid_argument(kField, message); }
 
+// Header text quoted in a message: hostile files must not put undecodable bytes into it.
+std::string printable(const std::string& text) {
+  std::string out = text.substr(0, 32);
+  for (char& ch : out) {
+    if (ch < 0x20 || ch > 0x7e) ch = '?';
+  }
+  return out;
+}
+
 // Strips leading 1s (batch dimensions) and lays the dimensions out as channels x height x width.
 // `channels_first` is Caffe's order; otherwise the rules of mean.hpp decide between HWC and CHW.
 struct Layout {
@@ -247,6 +256,7 @@ struct NpyType {
 };
 
 NpyType parse_descr(std::string descr) {
+  descr = printable(descr);
   if (descr.size() < 2 || (descr.front() != '\'' && descr.front() != '"')) fail(".npy dtype is not a simple type");
   descr = descr.substr(1, descr.size() - 2);
   if (descr.size() < 3) fail("unsupported .npy dtype '" + descr + "'");
