@@ -122,6 +122,12 @@ class ImagePreprocessor {
   // Completes `transform`'s scale, offset and tensor size (its image size and crop come from the roi step).
   void write(const cv::Mat& source, const ResizePlan& plan, void* destination, Transform& transform) const;
 
+  // write() in two steps, for batch preparation: it resizes while the decoded image is at hand (keeping only
+  // the small resized image) and converts once the batch's tensors exist. `resize` returns the source itself
+  // when it already has the resized size; `convert` needs `transform`'s crop rectangle set.
+  cv::Mat resize(const cv::Mat& source, const ResizePlan& plan) const;
+  void convert(const cv::Mat& resized, const ResizePlan& plan, void* destination, Transform& transform) const;
+
  private:
   struct Impl;
   std::unique_ptr<const Impl> impl_;
