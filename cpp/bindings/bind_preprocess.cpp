@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "common.hpp"
-#include "sightd/batch.hpp"
 #include "sightd/error.hpp"
 #include "sightd/mean.hpp"
 #include "sightd/preprocess.hpp"

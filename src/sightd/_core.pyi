@@ -1,4 +1,9 @@
 # Type stubs of the compiled core (cpp/bindings). Each part of the core keeps its stubs in its own section.
+from typing import Any, overload
+
+import numpy as np
+import numpy.typing as npt
+
 class ErrorCode:
     INVALID_ARGUMENT: ErrorCode
     INVALID_IMAGE: ErrorCode
@@ -28,6 +33,148 @@ class Transform:
 # --- image (bind_image.cpp) ---
 
 # --- preprocess (bind_preprocess.cpp) ---
+class ResizeType:
+    SQUASH: ResizeType
+    CROP: ResizeType
+    NETWORK: ResizeType
+    LETTERBOX: ResizeType
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+
+class DataType:
+    FLOAT32: DataType
+    UINT8: DataType
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+
+class DimensionOrder:
+    NCHW: DimensionOrder
+    NHWC: DimensionOrder
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+
+class ColorChannels:
+    BGR: ColorChannels
+    RGB: ColorChannels
+    L: ColorChannels
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+
+class Interpolation:
+    LINEAR: Interpolation
+    AREA: Interpolation
+    CUBIC: Interpolation
+    NEAREST: Interpolation
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+
+class LetterboxAlign:
+    CENTER: LetterboxAlign
+    TOP_LEFT: LetterboxAlign
+    name: str
+    value: int
+    def __init__(self, value: int) -> None: ...
+
+class MeanImage:
+    """A mean file's values, planar (C, H, W); per channel when H = W = 1."""
+
+    def __init__(self, values: npt.ArrayLike) -> None: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def values(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def per_channel(self) -> bool: ...
+
+def parse_mean_file(content: bytes) -> MeanImage:
+    """Caffe .binaryproto or NumPy .npy; raises InvalidArgumentError (field "mean_file")."""
+
+class ImageInputSpec:
+    """One image input (preprocess.hpp); list fields are copies: assign whole lists."""
+
+    tensor_name: str
+    input_index: int
+    resize_type: ResizeType
+    data_type: DataType
+    dimension_order: DimensionOrder
+    pixel_scaling: float
+    mean_file: MeanImage | None
+    target_width: int
+    target_height: int
+    color_channels: ColorChannels
+    mean: list[float]
+    std: list[float]
+    crop_ratio: float
+    pad_value: list[float]
+    letterbox_align: LetterboxAlign
+    max_size: int
+    stride: int
+    interpolation: Interpolation
+    def __init__(self) -> None: ...
+    @property
+    def channel_count(self) -> int: ...
+
+class ConstantValue:
+    """A number, or dimension `dimension` of image input `tensor_name`'s per-image tensor."""
+
+    number: float
+    tensor_name: str
+    dimension: int
+    @overload
+    def __init__(self, number: float) -> None: ...
+    @overload
+    def __init__(self, tensor_name: str, dimension: int) -> None: ...
+
+class ConstantInputSpec:
+    tensor_name: str
+    input_index: int
+    shape: list[int]
+    data: list[ConstantValue]
+    def __init__(self) -> None: ...
+
+class PreprocessingSpec:
+    image_inputs: list[ImageInputSpec]
+    constant_inputs: list[ConstantInputSpec]
+    batched_output: bool
+    def __init__(self) -> None: ...
+
+def validate_preprocessing(spec: PreprocessingSpec) -> None:
+    """Raises InvalidArgumentError naming the field."""
+
+class ResizePlan:
+    @property
+    def resized_width(self) -> int: ...
+    @property
+    def resized_height(self) -> int: ...
+    @property
+    def offset_x(self) -> int: ...
+    @property
+    def offset_y(self) -> int: ...
+    @property
+    def tensor_width(self) -> int: ...
+    @property
+    def tensor_height(self) -> int: ...
+
+def plan_resize(spec: ImageInputSpec, src_width: int, src_height: int) -> ResizePlan: ...
+def image_tensor_shape(spec: ImageInputSpec, plan: ResizePlan) -> list[int]: ...
+def neutral_colour(spec: ImageInputSpec) -> tuple[float, float, float] | None:
+    """The (B, G, R) pixel colour preprocessing maps to zero; None without a mean."""
+
+class ImagePreprocessor:
+    def __init__(self, spec: ImageInputSpec) -> None: ...
+    @property
+    def spec(self) -> ImageInputSpec: ...
+    def write(self, bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[Any], Transform]:
+        """One image's tensor (no batch dimension) from (H, W, 3) uint8 BGR pixels, and its transform."""
 
 # --- engine (bind_engine.cpp) ---
 

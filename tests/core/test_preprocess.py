@@ -112,7 +112,7 @@ MATRIX = list(
 
 
 @pytest.mark.parametrize(("resize", "dtype", "order", "colours", "mean"), MATRIX)
-def test_matches_reference(
+def test_matches_reference(  # noqa: PLR0917 (one argument per parametrised axis)
     photos: list[np.ndarray], resize: str, dtype: str, order: str, colours: str, mean: str
 ) -> None:
     index = MATRIX.index((resize, dtype, order, colours, mean))
@@ -137,7 +137,9 @@ def test_matches_reference(
 @pytest.mark.parametrize("interpolation", ["AREA", "CUBIC", "NEAREST", "LINEAR"])
 @pytest.mark.parametrize("resize", RESIZE_TYPES)
 def test_interpolations(photos: list[np.ndarray], interpolation: str, resize: str) -> None:
-    ref = RefSpec(resize_type=resize, interpolation=interpolation, color_channels="RGB", dimension_order="NHWC")
+    ref = RefSpec(
+        resize_type=resize, interpolation=interpolation, color_channels="RGB", dimension_order="NHWC"
+    )
     ref.target_width, ref.target_height = (320, 240) if resize != "NETWORK" else (0, 600)  # NETWORK upscales
     ref, mean_bytes = with_mean(ref, "mean_std")
     expected, _ = preprocess(photos[1], ref)
@@ -168,7 +170,9 @@ def test_interpolations(photos: list[np.ndarray], interpolation: str, resize: st
 )
 @pytest.mark.parametrize("mean", ["none", "pixel_file"])
 @pytest.mark.parametrize("dtype", ["FLOAT32", "UINT8"])
-def test_extensions(photos: list[np.ndarray], resize: str, extra: dict[str, object], mean: str, dtype: str) -> None:
+def test_extensions(
+    photos: list[np.ndarray], resize: str, extra: dict[str, object], mean: str, dtype: str
+) -> None:
     ref = RefSpec(resize_type=resize, data_type=dtype, color_channels="RGB")
     for key, value in extra.items():
         setattr(ref, key, value)
@@ -209,12 +213,18 @@ def test_plan_known_answers(
     got = (p.resized_width, p.resized_height, p.offset_x, p.offset_y, p.tensor_width, p.tensor_height)
     assert got == expected
     ref = plan(RefSpec(resize_type=resize, target_width=target[0], target_height=target[1]), *src)
-    assert got == (ref.resized_width, ref.resized_height, ref.offset_x, ref.offset_y, ref.tensor_width,
-                   ref.tensor_height)  # fmt: skip
+    assert got == (
+        ref.resized_width,
+        ref.resized_height,
+        ref.offset_x,
+        ref.offset_y,
+        ref.tensor_width,
+        ref.tensor_height,
+    )
 
 
 def test_caffe_and_inception_known_values() -> None:
-    """Caffe: scaling 255 gives pixel - mean; TensorFlow Inception: scaling 2 with a unit mean gives [-1, 1]."""
+    """Caffe: scaling 255 gives pixel - mean; TensorFlow Inception: scaling 2, unit mean gives [-1, 1]."""
     image = np.zeros((50, 60, 3), np.uint8)
     image[:, :30] = (10, 20, 30)
     image[:, 30:] = (255, 0, 128)
@@ -225,7 +235,9 @@ def test_caffe_and_inception_known_values() -> None:
     np.testing.assert_allclose(tensor[:, 0, 0], [10 - 104, 20 - 117, 30 - 123])
     np.testing.assert_allclose(tensor[:, 0, 59], [255 - 104, -117, 128 - 123])
 
-    inception = core_spec(RefSpec(resize_type="CROP", target_width=60, target_height=50, dimension_order="NHWC"))
+    inception = core_spec(
+        RefSpec(resize_type="CROP", target_width=60, target_height=50, dimension_order="NHWC")
+    )
     inception.pixel_scaling = 2.0
     inception.mean_file = _core.parse_mean_file(npy(np.ones((1, 1, 3))))
     tensor, _ = _core.ImagePreprocessor(inception).write(image)
