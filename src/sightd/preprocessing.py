@@ -29,7 +29,12 @@ RESIZE_TYPES = {
 }
 DATA_TYPES = {"FLOAT32": _core.DataType.FLOAT32, "UINT8": _core.DataType.UINT8}
 DIMENSION_ORDERS = {"NCHW": _core.DimensionOrder.NCHW, "NHWC": _core.DimensionOrder.NHWC}
-COLOR_CHANNELS = {"BGR": _core.ColorChannels.BGR, "RGB": _core.ColorChannels.RGB, "L": _core.ColorChannels.L}
+COLOR_CHANNELS = {
+    "BGR": _core.ColorChannels.BGR,
+    "RGB": _core.ColorChannels.RGB,
+    "L": _core.ColorChannels.L,
+    "GRAY": _core.ColorChannels.L,
+}
 INTERPOLATIONS = {
     "LINEAR": _core.Interpolation.LINEAR,
     "AREA": _core.Interpolation.AREA,
@@ -95,12 +100,16 @@ class _Checker:
         self.violations.append((field, message))
 
     def choice(
-        self, image: Mapping[str, Any], key: str, choices: Mapping[str, Any], default: str, path: str
+        self, image: Mapping[str, Any], key: str, choices: Mapping[str, Any], default: str | None, path: str
     ) -> Any:
+        """The enum value of `key`; `default` None means the field is required."""
+        if key not in image and default is None:
+            self.fail(f"{path}.{key}", f"is required (one of {', '.join(choices)})")
+            return next(iter(choices.values()))
         value = image.get(key, default)
         if not isinstance(value, str) or value not in choices:
             self.fail(f"{path}.{key}", f"must be one of {', '.join(choices)}")
-            return choices[default]
+            return next(iter(choices.values()))
         return choices[value]
 
     def numbers(
@@ -155,14 +164,16 @@ def _image_input(
     spec = _core.ImageInputSpec()
     for key in sorted(set(image) - IMAGE_FIELDS):
         checker.fail(f"{path}.{key}", "unknown field")
-    resize_name = image.get("resize_type", "SQUASH")
-    spec.resize_type = checker.choice(image, "resize_type", RESIZE_TYPES, "SQUASH", path)
-    spec.data_type = checker.choice(image, "data_type", DATA_TYPES, "FLOAT32", path)
-    spec.dimension_order = checker.choice(image, "dimension_order", DIMENSION_ORDERS, "NCHW", path)
-    spec.color_channels = checker.choice(image, "color_channels", COLOR_CHANNELS, "BGR", path)
+    resize_name = image.get("resize_type")
+    # Required as in the gRPC contract: v0.7's examples always give them, and a silent default would hide
+    # a mistake that only shows as wrong predictions.
+    spec.resize_type = checker.choice(image, "resize_type", RESIZE_TYPES, None, path)
+    spec.data_type = checker.choice(image, "data_type", DATA_TYPES, None, path)
+    spec.dimension_order = checker.choice(image, "dimension_order", DIMENSION_ORDERS, None, path)
+    spec.color_channels = checker.choice(image, "color_channels", COLOR_CHANNELS, None, path)
     spec.interpolation = checker.choice(image, "interpolation", INTERPOLATIONS, "LINEAR", path)
     spec.letterbox_align = checker.choice(image, "letterbox_align", LETTERBOX_ALIGNS, "CENTER", path)
-    channels = 1 if image.get("color_channels") == "L" else 3
+    channels = 1 if image.get("color_channels") in ("L", "GRAY") else 3
 
     scaling = image.get("pixel_scaling", 255.0)
     if _is_number(scaling) and scaling > 0:
