@@ -73,6 +73,10 @@ void validate_image_input(const ImageInputSpec& spec, std::size_t position) {
   if (spec.crop_ratio != 1.0 && spec.resize_type != ResizeType::kCrop) {
     throw_invalid_argument(field("crop_ratio"), "only applies to CROP resizing");
   }
+  if (std::max(spec.target_width, spec.target_height) / spec.crop_ratio > kMaxTensorSide) {
+    throw_invalid_argument(field("crop_ratio"), "too small: the scaled image would exceed " +
+                                                    std::to_string(kMaxTensorSide) + " pixels");
+  }
   if (!spec.pad_value.empty()) {
     if (spec.pad_value.size() != 1 && static_cast<int>(spec.pad_value.size()) != channels) {
       throw_invalid_argument(field("pad_value"), "needs one value or " + std::to_string(channels));
@@ -159,12 +163,13 @@ ResizePlan plan_resize(const ImageInputSpec& spec, int src_width, int src_height
     case ResizeType::kCrop: {
       // The side with the larger scale decides (ties: the width): it becomes round(target / crop_ratio); the
       // other side follows the aspect ratio, rounded down (torchvision's Resize); both at least the target.
+      // The following side is capped at kMaxTensorSide: a 1-pixel-wide image must not ask for gigabytes.
       if (tw * h >= th * w) {
         plan.resized_width = std::max(spec.target_width, round_half_up(static_cast<double>(tw) / spec.crop_ratio));
-        plan.resized_height = static_cast<int>(std::max(th, h * plan.resized_width / w));
+        plan.resized_height = static_cast<int>(std::clamp<int64_t>(h * plan.resized_width / w, th, kMaxTensorSide));
       } else {
         plan.resized_height = std::max(spec.target_height, round_half_up(static_cast<double>(th) / spec.crop_ratio));
-        plan.resized_width = static_cast<int>(std::max(tw, w * plan.resized_height / h));
+        plan.resized_width = static_cast<int>(std::clamp<int64_t>(w * plan.resized_height / h, tw, kMaxTensorSide));
       }
       plan.offset_x = -((plan.resized_width - spec.target_width) / 2);
       plan.offset_y = -((plan.resized_height - spec.target_height) / 2);

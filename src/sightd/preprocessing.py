@@ -211,6 +211,8 @@ def _image_input(
             checker.fail(f"{path}.crop_ratio", "only applies to CROP resizing")
         elif not (_is_number(ratio) and 0 < ratio <= 1):
             checker.fail(f"{path}.crop_ratio", "must be a number in (0, 1]")
+        elif max(spec.target_width, spec.target_height) / ratio > MAX_SIDE:
+            checker.fail(f"{path}.crop_ratio", f"too small: the scaled image would exceed {MAX_SIDE} pixels")
         else:
             spec.crop_ratio = float(ratio)
     if "pad_value" in image:

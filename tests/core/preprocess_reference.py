@@ -65,10 +65,10 @@ def plan(spec: RefSpec, w: int, h: int) -> RefPlan:
     if spec.resize_type == "CROP":
         if tw / w >= th / h:
             rw = max(tw, half_up(tw / spec.crop_ratio))
-            rh = max(th, (h * rw) // w)
+            rh = min(16384, max(th, (h * rw) // w))
         else:
             rh = max(th, half_up(th / spec.crop_ratio))
-            rw = max(tw, (w * rh) // h)
+            rw = min(16384, max(tw, (w * rh) // h))
         return RefPlan(rw, rh, -((rw - tw) // 2), -((rh - th) // 2), tw, th)
     if spec.resize_type == "LETTERBOX":
         if tw / w <= th / h:

@@ -203,6 +203,7 @@ def test_torchvision_recipe_geometry() -> None:
         ("NETWORK", (0, 800), (500, 375), (1067, 800, 0, 0, 1067, 800)),
         ("SQUASH", (224, 224), (5, 7), (224, 224, 0, 0, 224, 224)),
         ("CROP", (224, 224), (224, 224), (224, 224, 0, 0, 224, 224)),
+        ("CROP", (224, 224), (1, 20000), (224, 16384, 0, -8080, 224, 224)),  # capped following side
     ],
 )
 def test_plan_known_answers(
@@ -251,7 +252,7 @@ def test_uint8_pixels_are_exact() -> None:
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (97, 131, 3), dtype=np.uint8)
     for resize, extra in (("SQUASH", {}), ("LETTERBOX", {"pad_value": [7.0]}), ("CROP", {})):
-        ref = RefSpec(resize_type=resize, data_type="UINT8", dimension_order="NHWC", **extra)  # type: ignore[arg-type]
+        ref = RefSpec(resize_type=resize, data_type="UINT8", dimension_order="NHWC", **extra)
         tensor, _ = run_core(ref, None, image)
         expected, _ = preprocess(image, ref)
         np.testing.assert_array_equal(tensor, expected.astype(np.uint8))
