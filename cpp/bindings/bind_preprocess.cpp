@@ -29,7 +29,9 @@ cv::Mat bgr_view(const py::array& array) {
 
 py::array mean_values(const MeanImage& mean) {
   py::array_t<float> values({mean.channels, mean.height, mean.width});
-  if (!mean.data.empty()) std::memcpy(values.mutable_data(), mean.data.data(), mean.data.size() * sizeof(float));
+  if (!mean.data.empty()) {
+    std::memcpy(values.mutable_data(), mean.data.data(), mean.data.size() * sizeof(float));
+  }
   return std::move(values);
 }
 

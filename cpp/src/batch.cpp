@@ -67,8 +67,9 @@ Tensor uninitialised(ElementType type, std::vector<int64_t> shape) {
   tensor.type = type;
   tensor.shape = std::move(shape);
   // Every element gets written (image or padding): no zero-filling.
-  tensor.owner = std::shared_ptr<unsigned char>(new unsigned char[std::max<std::size_t>(tensor.byte_size(), 1)],
-                                                std::default_delete<unsigned char[]>());
+  const std::size_t bytes = std::max<std::size_t>(tensor.byte_size(), 1);
+  tensor.owner =
+      std::shared_ptr<unsigned char>(new unsigned char[bytes], std::default_delete<unsigned char[]>());
   tensor.data = tensor.owner.get();
   return tensor;
 }
@@ -89,7 +90,8 @@ struct BatchPreprocessor::Impl {
   void fill_constants(PreparedGroup& group, const Staged& first) const;
 };
 
-BatchPreprocessor::BatchPreprocessor(PreprocessingSpec spec, BatchOptions options) : impl_(std::make_unique<Impl>()) {
+BatchPreprocessor::BatchPreprocessor(PreprocessingSpec spec, BatchOptions options)
+    : impl_(std::make_unique<Impl>()) {
   validate_preprocessing(spec);
   for (const ImageInputSpec& input : spec.image_inputs) {
     impl_->preprocessors.push_back(std::make_unique<ImagePreprocessor>(input));

@@ -95,9 +95,8 @@ MeanImage make_mean(const Layout& layout, const std::vector<double>& values) {
   for (std::size_t i = 0; i < count; ++i) {
     if (!std::isfinite(values[i])) fail("mean holds a value that is not finite");
     // HWC storage becomes planar: source i = (y * W + x) * C + c.
-    const std::size_t dst =
-        layout.hwc ? (i % static_cast<std::size_t>(layout.channels)) * plane + i / static_cast<std::size_t>(layout.channels)
-                   : i;
+    const auto channels = static_cast<std::size_t>(layout.channels);
+    const std::size_t dst = layout.hwc ? (i % channels) * plane + i / channels : i;
     mean.data[dst] = static_cast<float>(values[i]);
   }
   return mean;
@@ -181,7 +180,9 @@ MeanImage parse_blobproto(const uint8_t* data, std::size_t size) {
     if (field >= 1 && field <= 4 && wire_type == 0) {
       const uint64_t v = reader.varint();
       // int32 fields: negative values arrive as 10-byte varints.
-      if (v > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) fail("negative BlobProto dimension");
+      if (v > static_cast<uint64_t>(std::numeric_limits<int32_t>::max())) {
+        fail("negative BlobProto dimension");
+      }
       legacy[field - 1] = v;
       has_legacy = true;
     } else if (field == 5) {
@@ -221,7 +222,9 @@ MeanImage parse_blobproto(const uint8_t* data, std::size_t size) {
   } else {
     dims = {values.size()};  // a bare list of per-channel values
   }
-  if (dims.size() == 4 && dims[0] != 1) fail("BlobProto mean has num = " + std::to_string(dims[0]) + "; expected 1");
+  if (dims.size() == 4 && dims[0] != 1) {
+    fail("BlobProto mean has num = " + std::to_string(dims[0]) + "; expected 1");
+  }
   return make_mean(layout_of(dims, true), values);
 }
 
@@ -257,12 +260,16 @@ struct NpyType {
 
 NpyType parse_descr(std::string descr) {
   descr = printable(descr);
-  if (descr.size() < 2 || (descr.front() != '\'' && descr.front() != '"')) fail(".npy dtype is not a simple type");
+  if (descr.size() < 2 || (descr.front() != '\'' && descr.front() != '"')) {
+    fail(".npy dtype is not a simple type");
+  }
   descr = descr.substr(1, descr.size() - 2);
   if (descr.size() < 3) fail("unsupported .npy dtype '" + descr + "'");
   NpyType type;
   const char order = descr[0];
-  if (order != '<' && order != '>' && order != '|' && order != '=') fail("unsupported .npy dtype '" + descr + "'");
+  if (order != '<' && order != '>' && order != '|' && order != '=') {
+    fail("unsupported .npy dtype '" + descr + "'");
+  }
   type.big_endian = order == '>';
   type.kind = descr[1];
   const std::string bytes = descr.substr(2);

@@ -57,7 +57,9 @@ struct ImagePreprocessor::Impl {
   bool pad_subtracts_mean = false;
 
   mutable std::mutex cache_mutex;
-  mutable std::map<std::pair<int, int>, std::pair<uint64_t, std::shared_ptr<const std::vector<float>>>> mean_cache;
+  using MeanValues = std::shared_ptr<const std::vector<float>>;
+  // (width, height) -> (last use, mean values)
+  mutable std::map<std::pair<int, int>, std::pair<uint64_t, MeanValues>> mean_cache;
   mutable uint64_t cache_clock = 0;
 
   std::shared_ptr<const std::vector<float>> resized_mean(int width, int height) const;
@@ -100,15 +102,16 @@ std::shared_ptr<const std::vector<float>> ImagePreprocessor::Impl::resized_mean(
   }
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (mean_cache.size() >= kMeanCacheEntries) {
-    auto oldest = std::min_element(mean_cache.begin(), mean_cache.end(),
-                                   [](const auto& a, const auto& b) { return a.second.first < b.second.first; });
+    const auto older = [](const auto& a, const auto& b) { return a.second.first < b.second.first; };
+    auto oldest = std::min_element(mean_cache.begin(), mean_cache.end(), older);
     mean_cache.erase(oldest);
   }
   mean_cache[key] = {++cache_clock, values};
   return values;
 }
 
-void ImagePreprocessor::Impl::fill_padding(const ResizePlan& plan, void* destination, const float* mean) const {
+void ImagePreprocessor::Impl::fill_padding(const ResizePlan& plan, void* destination,
+                                           const float* mean) const {
   const int tw = plan.tensor_width;
   const int th = plan.tensor_height;
   const int vx0 = std::max(0, plan.offset_x);
@@ -154,7 +157,8 @@ ImagePreprocessor::ImagePreprocessor(ImageInputSpec spec) {
   impl->identity = spec.data_type == DataType::kUint8 && spec.dimension_order == DimensionOrder::kNHWC &&
                    spec.color_channels == ColorChannels::kBGR && !impl->pixel_mean;
   for (int c = 0; c < channels; ++c) {
-    impl->identity = impl->identity && impl->coefficients.scale[c] == 1.0f && impl->coefficients.bias[c] == 0.0f;
+    impl->identity =
+        impl->identity && impl->coefficients.scale[c] == 1.0f && impl->coefficients.bias[c] == 0.0f;
   }
   impl->spec = std::move(spec);
   impl_ = std::move(impl);

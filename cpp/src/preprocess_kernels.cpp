@@ -18,7 +18,6 @@ constexpr float kGreyR = 0.299f;
 
 enum class Order { kKeep, kSwap, kGrey };
 
-
 template <typename T>
 inline T store(float v);
 template <>
@@ -171,8 +170,8 @@ inline void store_block(const Row& row, int x, const Block& block) {
     } else if constexpr (kPlanar) {
       for (int c = 0; c < 3; ++c) cv::v_store(static_cast<uint8_t*>(row.out[c]) + x, narrow(block.c[c]));
     } else {
-      cv::v_store_interleave(static_cast<uint8_t*>(row.out[0]) + 3 * x, narrow(block.c[0]), narrow(block.c[1]),
-                             narrow(block.c[2]));
+      cv::v_store_interleave(static_cast<uint8_t*>(row.out[0]) + 3 * x, narrow(block.c[0]),
+                             narrow(block.c[1]), narrow(block.c[2]));
     }
   }
 }
@@ -189,6 +188,7 @@ inline void interleaved_block(const Row& row, const Coefficients& k, int x) {
     scale[j] = cv::v_float32x4(k.scale[c], k.scale[(c + 1) % 3], k.scale[(c + 2) % 3], k.scale[c]);
     bias[j] = cv::v_float32x4(k.bias[c], k.bias[(c + 1) % 3], k.bias[(c + 2) % 3], k.bias[c]);
   }
+  T* out = static_cast<T*>(row.out[0]) + 3 * x;
   for (int i = 0; i < 3; ++i) {
     cv::v_float32x4 f[4];
     widen(cv::v_load(src + 16 * i), f);
@@ -196,9 +196,9 @@ inline void interleaved_block(const Row& row, const Coefficients& k, int x) {
       const int j = 4 * i + l;  // vector index in the block
       f[l] = f[l] * scale[j % 3] + bias[j % 3];
       if constexpr (kPixelMean) f[l] = f[l] - cv::v_load(row.mean[0] + 3 * x + 4 * j);
-      if constexpr (std::is_same_v<T, float>) cv::v_store(static_cast<float*>(row.out[0]) + 3 * x + 4 * j, f[l]);
+      if constexpr (std::is_same_v<T, float>) cv::v_store(out + 4 * j, f[l]);
     }
-    if constexpr (!std::is_same_v<T, float>) cv::v_store(static_cast<uint8_t*>(row.out[0]) + 3 * x + 16 * i, narrow(f));
+    if constexpr (!std::is_same_v<T, float>) cv::v_store(out + 16 * i, narrow(f));
   }
 }
 #endif
@@ -222,7 +222,6 @@ void convert_row(const Row& row, const Coefficients& k) {
 #endif
   scalar_pixels<O, kPixelMean, kPlanar, T>(row, k, x);
 }
-
 
 template <Order O, bool kPixelMean, typename T>
 RowKernel pick_layout(DimensionOrder order) {
@@ -261,8 +260,8 @@ RowKernel pick_kernel(const ImageInputSpec& spec, bool pixel_mean) {
 namespace {
 
 template <typename T>
-void fill_typed(void* destination, const ImageInputSpec& spec, int tensor_width, int tensor_height, int y, int x0,
-                int x1, const float* pad, const float* mean) {
+void fill_typed(void* destination, const ImageInputSpec& spec, int tensor_width, int tensor_height, int y,
+                int x0, int x1, const float* pad, const float* mean) {
   if (x1 <= x0) return;
   const int channels = spec.channel_count();
   T* out = static_cast<T*>(destination);
@@ -279,8 +278,8 @@ void fill_typed(void* destination, const ImageInputSpec& spec, int tensor_width,
 
 }  // namespace
 
-void fill_span(const ImageInputSpec& spec, void* destination, int tensor_width, int tensor_height, int y, int x0,
-               int x1, const float* pad, const float* mean) {
+void fill_span(const ImageInputSpec& spec, void* destination, int tensor_width, int tensor_height, int y,
+               int x0, int x1, const float* pad, const float* mean) {
   if (spec.data_type == DataType::kFloat32) {
     fill_typed<float>(destination, spec, tensor_width, tensor_height, y, x0, x1, pad, mean);
   } else {

@@ -27,7 +27,7 @@ RowKernel pick_kernel(const ImageInputSpec& spec, bool pixel_mean);
 // Interleaved RGB output reads an RGB copy of the resized image (see interleaved_block).
 bool swaps_before(const ImageInputSpec& spec);
 // Writes the padding elements [x0, x1) of tensor row y: pad[c], minus the per-pixel mean when `mean` is set.
-void fill_span(const ImageInputSpec& spec, void* destination, int tensor_width, int tensor_height, int y, int x0,
-               int x1, const float* pad, const float* mean);
+void fill_span(const ImageInputSpec& spec, void* destination, int tensor_width, int tensor_height, int y,
+               int x0, int x1, const float* pad, const float* mean);
 
 }  // namespace sightd::detail

@@ -21,7 +21,8 @@ std::string image_field(const ImageInputSpec& spec, std::size_t position, const 
   return "inputs[" + std::to_string(index) + "].image." + name;
 }
 
-void check_per_channel(const std::vector<float>& values, int channels, bool positive, const std::string& field) {
+void check_per_channel(const std::vector<float>& values, int channels, bool positive,
+                       const std::string& field) {
   if (values.empty()) return;
   if (static_cast<int>(values.size()) != channels) {
     throw_invalid_argument(field, "needs " + std::to_string(channels) + " values (one per channel), got " +
@@ -54,7 +55,8 @@ void validate_image_input(const ImageInputSpec& spec, std::size_t position) {
     const MeanImage& mean = *spec.mean_file;
     if (mean.channels != channels) {
       throw_invalid_argument(field("mean_file"), "mean has " + std::to_string(mean.channels) +
-                                                     " channels; color_channels needs " + std::to_string(channels));
+                                                     " channels; color_channels needs " +
+                                                     std::to_string(channels));
     }
     if (mean.height < 1 || mean.width < 1 ||
         mean.data.size() != static_cast<std::size_t>(mean.channels) * static_cast<std::size_t>(mean.height) *
@@ -90,7 +92,8 @@ void validate_image_input(const ImageInputSpec& spec, std::size_t position) {
   }
   if (spec.stride < 0 || spec.stride > 4096) throw_invalid_argument(field("stride"), "must be in 0..4096");
   if (spec.resize_type != ResizeType::kNetwork && (spec.max_size != 0 || spec.stride != 0)) {
-    throw_invalid_argument(field(spec.max_size != 0 ? "max_size" : "stride"), "only applies to NETWORK resizing");
+    throw_invalid_argument(field(spec.max_size != 0 ? "max_size" : "stride"),
+                           "only applies to NETWORK resizing");
   }
 }
 
@@ -116,15 +119,20 @@ void validate_preprocessing(const PreprocessingSpec& spec) {
     const std::string prefix = "inputs[" + std::to_string(index) + "]";
     check_name(constant.tensor_name, prefix + ".tensor_name");
     std::size_t count = 1;
-    if (constant.shape.size() > 8) throw_invalid_argument(prefix + ".constant.shape", "has more than 8 dimensions");
+    if (constant.shape.size() > 8) {
+      throw_invalid_argument(prefix + ".constant.shape", "has more than 8 dimensions");
+    }
     for (int64_t d : constant.shape) {
-      if (d < 1 || d > 1'000'000) throw_invalid_argument(prefix + ".constant.shape", "dimensions must be 1..1000000");
+      if (d < 1 || d > 1'000'000) {
+        throw_invalid_argument(prefix + ".constant.shape", "dimensions must be 1..1000000");
+      }
       count *= static_cast<std::size_t>(d);
       if (count > 1'000'000) throw_invalid_argument(prefix + ".constant.shape", "more than 1000000 elements");
     }
     if (constant.data.size() != count) {
       throw_invalid_argument(prefix + ".constant.data", "holds " + std::to_string(constant.data.size()) +
-                                                           " values; the shape needs " + std::to_string(count));
+                                                           " values; the shape needs " +
+                                                           std::to_string(count));
     }
     for (std::size_t k = 0; k < constant.data.size(); ++k) {
       const ConstantValue& value = constant.data[k];
@@ -133,8 +141,8 @@ void validate_preprocessing(const PreprocessingSpec& spec) {
         if (!std::isfinite(value.number)) throw_invalid_argument(field, "must be finite");
         continue;
       }
-      const bool known = std::any_of(spec.image_inputs.begin(), spec.image_inputs.end(),
-                                     [&](const ImageInputSpec& s) { return s.tensor_name == value.tensor_name; });
+      const auto named = [&](const ImageInputSpec& s) { return s.tensor_name == value.tensor_name; };
+      const bool known = std::any_of(spec.image_inputs.begin(), spec.image_inputs.end(), named);
       if (!known) throw_invalid_argument(field, "'" + value.tensor_name + "' is not an image input");
       if (value.dimension < 0 || value.dimension > 2) {
         throw_invalid_argument(field, "an image tensor has dimensions 0, 1 and 2 (batch dimension excluded)");
@@ -164,12 +172,19 @@ ResizePlan plan_resize(const ImageInputSpec& spec, int src_width, int src_height
       // The side with the larger scale decides (ties: the width): it becomes round(target / crop_ratio); the
       // other side follows the aspect ratio, rounded down (torchvision's Resize); both at least the target.
       // The following side is capped at kMaxTensorSide: a 1-pixel-wide image must not ask for gigabytes.
+      const auto scaled = [&spec](int64_t target) {
+        const int64_t covering = round_half_up(static_cast<double>(target) / spec.crop_ratio);
+        return static_cast<int>(std::max(target, covering));
+      };
+      const auto follow = [](int64_t side, int64_t decided, int64_t decided_source, int64_t target) {
+        return static_cast<int>(std::clamp<int64_t>(side * decided / decided_source, target, kMaxTensorSide));
+      };
       if (tw * h >= th * w) {
-        plan.resized_width = std::max(spec.target_width, round_half_up(static_cast<double>(tw) / spec.crop_ratio));
-        plan.resized_height = static_cast<int>(std::clamp<int64_t>(h * plan.resized_width / w, th, kMaxTensorSide));
+        plan.resized_width = scaled(tw);
+        plan.resized_height = follow(h, plan.resized_width, w, th);
       } else {
-        plan.resized_height = std::max(spec.target_height, round_half_up(static_cast<double>(th) / spec.crop_ratio));
-        plan.resized_width = static_cast<int>(std::clamp<int64_t>(w * plan.resized_height / h, tw, kMaxTensorSide));
+        plan.resized_height = scaled(th);
+        plan.resized_width = follow(w, plan.resized_height, h, tw);
       }
       plan.offset_x = -((plan.resized_width - spec.target_width) / 2);
       plan.offset_y = -((plan.resized_height - spec.target_height) / 2);
@@ -180,12 +195,12 @@ ResizePlan plan_resize(const ImageInputSpec& spec, int src_width, int src_height
     case ResizeType::kLetterbox: {
       if (tw * h <= th * w) {  // the width is the tighter side
         plan.resized_width = spec.target_width;
-        plan.resized_height = std::clamp(round_half_up(static_cast<double>(h * tw) / static_cast<double>(w)), 1,
-                                         spec.target_height);
+        const int following = round_half_up(static_cast<double>(h * tw) / static_cast<double>(w));
+        plan.resized_height = std::clamp(following, 1, spec.target_height);
       } else {
         plan.resized_height = spec.target_height;
-        plan.resized_width = std::clamp(round_half_up(static_cast<double>(w * th) / static_cast<double>(h)), 1,
-                                        spec.target_width);
+        const int following = round_half_up(static_cast<double>(w * th) / static_cast<double>(h));
+        plan.resized_width = std::clamp(following, 1, spec.target_width);
       }
       if (spec.letterbox_align == LetterboxAlign::kCenter) {
         plan.offset_x = (spec.target_width - plan.resized_width) / 2;
