@@ -263,6 +263,29 @@ HeaderDetails parse_webp(ByteView v) {
 
 // --- TIFF ---------------------------------------------------------------------------------------------
 
+// Compression schemes libtiff decodes here. OpenCV 4.6 turns a strip libtiff cannot decode (an unknown or
+// exotic scheme) into black pixels and success, so anything else is refused up front.
+bool is_supported_tiff_compression(uint32_t scheme) {
+  switch (scheme) {
+    case 1:      // none
+    case 2:      // CCITT modified Huffman RLE
+    case 3:      // CCITT group 3 fax
+    case 4:      // CCITT group 4 fax
+    case 5:      // LZW
+    case 6:      // old-style JPEG
+    case 7:      // JPEG
+    case 8:      // Adobe deflate
+    case 32771:  // CCITT RLE, word-aligned
+    case 32773:  // PackBits
+    case 32946:  // deflate
+    case 34925:  // LZMA
+    case 50000:  // Zstandard
+    case 50001:  // WebP
+      return true;
+    default: return false;
+  }
+}
+
 HeaderDetails parse_tiff(ByteView v) {
   HeaderDetails d;
   d.header.format = ImageFormat::kTiff;
@@ -276,6 +299,9 @@ HeaderDetails parse_tiff(ByteView v) {
   if (ifd.samples_per_pixel == 0 || ifd.samples_per_pixel > 16 || ifd.bits_per_sample == 0 ||
       ifd.bits_per_sample > 64) {
     throw_invalid_image("corrupt TIFF: invalid samples per pixel or bits per sample");
+  }
+  if (!is_supported_tiff_compression(ifd.compression)) {
+    throw_invalid_image("unsupported TIFF compression scheme " + std::to_string(ifd.compression));
   }
   d.header.channels = static_cast<int>(ifd.samples_per_pixel);
   d.header.bit_depth = static_cast<int>(ifd.bits_per_sample);

@@ -7,6 +7,7 @@ namespace {
 constexpr uint32_t kTagImageWidth = 256;
 constexpr uint32_t kTagImageLength = 257;
 constexpr uint32_t kTagBitsPerSample = 258;
+constexpr uint32_t kTagCompression = 259;
 constexpr uint32_t kTagOrientation = 274;
 constexpr uint32_t kTagSamplesPerPixel = 277;
 constexpr uint32_t kTagExtraSamples = 338;
@@ -77,6 +78,7 @@ bool read_tiff_ifd0(ByteView tiff, TiffIfd0& ifd) {
         ifd.has_height = true;
         break;
       case kTagBitsPerSample: ifd.bits_per_sample = value; break;
+      case kTagCompression: ifd.compression = value; break;
       case kTagSamplesPerPixel: ifd.samples_per_pixel = value; break;
       case kTagSampleFormat: ifd.sample_format = value; break;
       case kTagExtraSamples: ifd.extra_samples = value; break;

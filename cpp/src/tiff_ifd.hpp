@@ -18,6 +18,7 @@ struct TiffIfd0 {
   uint32_t height = 0;
   uint32_t samples_per_pixel = 1;  // TIFF defaults
   uint32_t bits_per_sample = 1;
+  uint32_t compression = 1;
   uint32_t sample_format = 1;      // 1 unsigned integer, 2 signed integer, 3 floating point
   uint32_t orientation = 1;        // raw tag value (may be out of 1..8)
   uint32_t extra_samples = 0;      // first ExtraSamples value: 0 unspecified, 1 premultiplied alpha, 2 alpha
