@@ -130,22 +130,19 @@ cv::Mat composite(const cv::Mat& src, const DecodeOptions& options, bool premult
 }
 
 // Any depth and layout imdecode(IMREAD_UNCHANGED) returns -> 8-bit BGR.
-cv::Mat to_bgr8(const cv::Mat& raw, const DecodeOptions& options, ImageFormat format, bool premultiplied) {
+cv::Mat to_bgr8(cv::Mat raw, const DecodeOptions& options, ImageFormat format, bool premultiplied) {
   cv::Mat eight;
   switch (raw.depth()) {
     case CV_8U: eight = raw; break;
     case CV_16U: raw.convertTo(eight, CV_8U, 1.0 / 257.0); break;  // round(v / 257): 65535 -> 255
-    case CV_32F:
-    case CV_64F: {  // floating-point samples are in [0, 1]; NaN counts as 0, out of range saturates
-      cv::Mat single;
-      raw.convertTo(single, CV_32F);
-      cv::patchNaNs(single, 0.0);
-      single.convertTo(eight, CV_8U, 255.0);
+    case CV_32F: {  // floating-point samples are in [0, 1]; NaN counts as 0, out of range saturates
+      cv::patchNaNs(raw, 0.0);  // in place: the decoder's own buffer
+      raw.convertTo(eight, CV_8U, 255.0);
       break;
     }
     default:
-      throw_invalid_image(std::string("unsupported ") + display_name(format) +
-                          " sample type (signed integer samples)");
+      throw_invalid_image(std::string("unsupported ") + display_name(format) + " sample type (OpenCV depth " +
+                          std::to_string(raw.depth()) + ")");
   }
   switch (eight.channels()) {
     case 1: {
@@ -193,6 +190,9 @@ DecodedImage decode_image(const uint8_t* data, std::size_t size, const DecodeOpt
   check_pixel_limit(header, options);
   const char* name = display_name(header.format);
   if (size > static_cast<std::size_t>(INT_MAX)) throw_invalid_image("image data larger than 2 GiB");
+  if (!details.unsupported.empty()) {
+    throw_invalid_image(std::string("unsupported ") + name + ": " + details.unsupported);
+  }
   if (details.min_size > size) {
     throw_invalid_image(std::string("truncated ") + name + ": " + std::to_string(size) +
                         " bytes where the header needs at least " + std::to_string(details.min_size));

@@ -303,6 +303,8 @@ HeaderDetails parse_tiff(ByteView v) {
   if (!is_supported_tiff_compression(ifd.compression)) {
     throw_invalid_image("unsupported TIFF compression scheme " + std::to_string(ifd.compression));
   }
+  if (ifd.sample_format == 2) d.unsupported = "signed integer samples";
+  if (ifd.sample_format == 3 && ifd.bits_per_sample != 32) d.unsupported = "floating-point samples other than 32-bit";
   d.header.channels = static_cast<int>(ifd.samples_per_pixel);
   d.header.bit_depth = static_cast<int>(ifd.bits_per_sample);
   d.premultiplied_alpha = ifd.extra_samples == 1 || (ifd.extra_samples == 2 && ifd.bits_per_sample <= 8);

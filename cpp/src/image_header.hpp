@@ -22,6 +22,8 @@ struct HeaderDetails {
   // The colour samples OpenCV returns are already multiplied by alpha: TIFF's associated alpha, or its
   // unassociated alpha in 8 bits (libtiff's RGBA interface, which OpenCV uses there, premultiplies it).
   bool premultiplied_alpha = false;
+  // Why a well-formed header describes pixels the decoder refuses ("signed integer samples"); empty if none.
+  std::string unsupported;
 };
 
 // The work of read_image_header; throws Error(kInvalidImage) with a message naming the format.

@@ -8,7 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <opencv2/imgproc.hpp>
 
 #include "sightd/error.hpp"
 
@@ -45,27 +44,47 @@ cv::Rect pixel_rect(double xmin, double ymin, double xmax, double ymax, const cv
 
 uint8_t round_channel(double value) { return static_cast<uint8_t>(std::clamp(std::floor(value + 0.5), 0.0, 255.0)); }
 
-// The polygon's bounding rectangle of `image`, with the pixels fillPoly leaves outside the polygon set to the
-// fill colour (or to the mean colour of those inside).
+// The pixels of `crop` (at `rect` in the image) whose centre lies inside the polygon, by the even-odd rule:
+// on each row, the polygon's edges cross the line through the pixel centres at sorted x positions, and the
+// spans between the 1st and 2nd, 3rd and 4th... crossings are inside. A centre exactly on a crossing counts
+// for the span it starts, not the one it ends. Written here rather than with cv::fillPoly, whose edge
+// pixels changed between OpenCV releases (4.6 and 4.8+ disagree on concave polygons).
+cv::Mat polygon_mask(const cv::Size& crop, const cv::Rect& rect, const cv::Size& image_size,
+                     const std::vector<NormalizedPoint>& polygon) {
+  std::vector<double> xs;
+  std::vector<double> ys;
+  for (const NormalizedPoint& p : polygon) {
+    xs.push_back(p.x * image_size.width - rect.x);  // pixel (c, r) spans [c, c + 1) x [r, r + 1)
+    ys.push_back(p.y * image_size.height - rect.y);
+  }
+  cv::Mat mask(crop, CV_8UC1, cv::Scalar(0));
+  std::vector<double> crossings;
+  const std::size_t n = polygon.size();
+  for (int row = 0; row < crop.height; ++row) {
+    const double centre = row + 0.5;
+    crossings.clear();
+    for (std::size_t i = 0, j = n - 1; i < n; j = i++) {
+      if ((ys[i] <= centre) != (ys[j] <= centre)) {
+        crossings.push_back(xs[j] + (centre - ys[j]) * (xs[i] - xs[j]) / (ys[i] - ys[j]));
+      }
+    }
+    std::sort(crossings.begin(), crossings.end());
+    uint8_t* line = mask.ptr<uint8_t>(row);
+    for (std::size_t k = 0; k + 1 < crossings.size(); k += 2) {
+      // Columns c with crossings[k] <= c + 0.5 < crossings[k + 1].
+      const double first = std::max(0.0, std::ceil(crossings[k] - 0.5));
+      const double end = std::min(static_cast<double>(crop.width), std::ceil(crossings[k + 1] - 0.5));
+      for (int c = static_cast<int>(first); c < static_cast<int>(end); ++c) line[c] = 255;
+    }
+  }
+  return mask;
+}
+
+// The crop with the pixels outside the polygon set to the fill colour, or to the mean colour of those
+// inside (of the whole crop when no pixel centre is inside).
 cv::Mat mask_polygon(const cv::Mat& crop, const cv::Rect& rect, const cv::Size& image_size,
                      const std::vector<NormalizedPoint>& polygon, const std::optional<cv::Scalar>& fill) {
-  // Fixed-point vertices (fillPoly's `shift`), with as many fractional bits as int coordinates allow.
-  int shift = 8;
-  while (shift > 0 && (int64_t{std::max(rect.width, rect.height)} + 2) << shift > (int64_t{1} << 30)) --shift;
-  const double one = static_cast<double>(1 << shift);
-  std::vector<cv::Point> points;
-  points.reserve(polygon.size());
-  for (const NormalizedPoint& p : polygon) {
-    // Pixel centres sit at integer coordinates for fillPoly, at +0.5 in normalised coordinates * size.
-    const double x = p.x * image_size.width - 0.5 - rect.x;
-    const double y = p.y * image_size.height - 0.5 - rect.y;
-    points.emplace_back(static_cast<int>(std::lround(x * one)), static_cast<int>(std::lround(y * one)));
-  }
-  cv::Mat inside(crop.size(), CV_8UC1, cv::Scalar(0));
-  const cv::Point* contour = points.data();
-  const int count = static_cast<int>(points.size());
-  cv::fillPoly(inside, &contour, &count, 1, cv::Scalar(255), cv::LINE_8, shift);
-
+  const cv::Mat inside = polygon_mask(crop.size(), rect, image_size, polygon);
   cv::Scalar colour;
   if (fill) {
     colour = *fill;

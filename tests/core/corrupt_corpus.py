@@ -21,7 +21,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from image_samples import (  # noqa: E402
+from image_samples import (
     Sample,
     exif_tiff,
     photo,
@@ -151,8 +151,20 @@ def resized(sample: Sample, width: int, height: int) -> bytes:
 
 def size_lies(sources: list[Sample]) -> list[Case]:
     cases = []
-    wanted = ["baseline.jpg", "progressive.jpg", "rgb.png", "rgb16.png", "rgb.bmp", "lossy.webp",
-              "lossless.webp", "lossy_alpha.webp", "rgb.tiff", "rgb_raw.tiff", "rgb.ppm", "grey.pgm"]
+    wanted = [
+        "baseline.jpg",
+        "progressive.jpg",
+        "rgb.png",
+        "rgb16.png",
+        "rgb.bmp",
+        "lossy.webp",
+        "lossless.webp",
+        "lossy_alpha.webp",
+        "rgb.tiff",
+        "rgb_raw.tiff",
+        "rgb.ppm",
+        "grey.pgm",
+    ]
     for sample in (s for s in sources if s.name in wanted):
         webp_limit = 16384 if sample.name in ("lossy.webp", "lossless.webp") else HUGE  # 14-bit fields
         big = min(HUGE, webp_limit - (1 if sample.name == "lossy.webp" else 0))
@@ -181,7 +193,7 @@ def jpeg_cases(sources: list[Sample]) -> list[Case]:
     frame = _jpeg_frame_offset(jpeg)
     scan = jpeg.index(b"\xff\xda")
     exif = b"Exif\x00\x00"
-    cases = [
+    return [
         # Damaged EXIF never makes a good image undecodable (orientation 1).
         Case("exif-ifd-beyond.jpg", with_jpeg_app1(jpeg, exif + b"II*\x00" + struct.pack("<I", 10**6)), OK),
         Case("exif-count-huge.jpg", with_jpeg_app1(jpeg, exif + b"II*\x00\x08\x00\x00\x00\xff\xff"), OK),
@@ -192,7 +204,9 @@ def jpeg_cases(sources: list[Sample]) -> list[Case]:
         Case("exif-orientation-65535.jpg", with_jpeg_app1(jpeg, exif + exif_tiff(65535, False)), OK),
         Case(
             "exif-orientation-offset-beyond.jpg",
-            with_jpeg_app1(jpeg, exif + b"II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHII", 274, 3, 9, 10**6)),
+            with_jpeg_app1(
+                jpeg, exif + b"II*\x00\x08\x00\x00\x00\x01\x00" + struct.pack("<HHII", 274, 3, 9, 10**6)
+            ),
             OK,
         ),
         Case("exif-empty.jpg", with_jpeg_app1(jpeg, exif), OK),
@@ -212,11 +226,13 @@ def jpeg_cases(sources: list[Sample]) -> list[Case]:
         Case("trailing-garbage.jpg", jpeg + bytes(range(256)) * 4, OK),
         Case("no-eoi.jpg", jpeg[:-2], ERROR),
         # A CPU bomb: hundreds of scans, each a pass over the whole image.
-        Case("many-scans.jpg", jpeg[:scan] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x00" * 501 + jpeg[scan:],
-             ERROR),
+        Case(
+            "many-scans.jpg",
+            jpeg[:scan] + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x00" * 501 + jpeg[scan:],
+            ERROR,
+        ),
         Case("huge-restart-run.jpg", jpeg[:-2] + b"\xff\xd0" * 5000 + b"\xff\xd9", ANY),
     ]
-    return cases
 
 
 def png_cases(sources: list[Sample]) -> list[Case]:
@@ -234,8 +250,11 @@ def png_cases(sources: list[Sample]) -> list[Case]:
         Case("exif-garbage.png", ihdr + png_chunk(b"eXIf", b"MM\x00*garbage") + png[33:], ANY),
         Case("exif-loop.png", ihdr + png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\xff\xff") + png[33:], ANY),
         Case("trns-on-rgba.png", rgba[:33] + png_chunk(b"tRNS", b"\x00" * 6) + rgba[33:], ANY),
-        Case("idat-garbage.png", ihdr + png_chunk(b"IDAT", bytes(range(256)) * 8) + png_chunk(b"IEND", b""),
-             ERROR),
+        Case(
+            "idat-garbage.png",
+            ihdr + png_chunk(b"IDAT", bytes(range(256)) * 8) + png_chunk(b"IEND", b""),
+            ERROR,
+        ),
         Case("many-empty-chunks.png", ihdr + png_chunk(b"tEXt", b"") * 20000 + png[33:], ANY),
     ]
 
@@ -306,11 +325,16 @@ def webp_cases(sources: list[Sample]) -> list[Case]:
         Case("riff-size-small.webp", lossy[:4] + struct.pack("<I", 4) + lossy[8:], ANY),
         Case("animated-flag.webp", alpha[:20] + bytes([alpha[20] | 0x02]) + alpha[21:], ERROR),
         Case("vp8x-only.webp", alpha[:30], ERROR),
-        Case("vp8x-exif-loop.webp", alpha[:20] + bytes([alpha[20] | 0x08]) + alpha[21:30] + b"EXIF\xff\xff\xff\xff",
-             ERROR),
+        Case(
+            "vp8x-exif-loop.webp",
+            alpha[:20] + bytes([alpha[20] | 0x08]) + alpha[21:30] + b"EXIF\xff\xff\xff\xff",
+            ERROR,
+        ),
         Case("not-a-key-frame.webp", lossy[:20] + bytes([lossy[20] | 1]) + lossy[21:], ERROR),
         Case("vp8-no-start-code.webp", lossy[:23] + b"\x00\x00\x00" + lossy[26:], ERROR),
-        Case("vp8l-bad-signature.webp", b"RIFF\x20\x00\x00\x00WEBPVP8L\x10\x00\x00\x00\x2e" + bytes(20), ERROR),
+        Case(
+            "vp8l-bad-signature.webp", b"RIFF\x20\x00\x00\x00WEBPVP8L\x10\x00\x00\x00\x2e" + bytes(20), ERROR
+        ),
         Case("unknown-chunk.webp", lossy[:12] + b"ABCD" + lossy[16:], ERROR),
         Case("riff-only.webp", b"RIFF\x04\x00\x00\x00WEBP", ERROR),
     ]
@@ -359,7 +383,11 @@ def generic_cases() -> list[Case]:
         Case("openexr.exr", b"\x76\x2f\x31\x01\x02\x00\x00\x00" + bytes(64), ERROR),
         Case("radiance.hdr", b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 8 +X 8\n" + bytes(256), ERROR),
         Case("sunraster.ras", b"\x59\xa6\x6a\x95" + bytes(64), ERROR),
-        Case("pam.pam", b"P7\nWIDTH 2\nHEIGHT 2\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(12), ERROR),
+        Case(
+            "pam.pam",
+            b"P7\nWIDTH 2\nHEIGHT 2\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nENDHDR\n" + bytes(12),
+            ERROR,
+        ),
         Case("gzip.gz", b"\x1f\x8b\x08\x00" + bytes(64), ERROR),
     ]
     for ext, signature in signatures.items():

@@ -88,7 +88,7 @@ def samples(bgr: U8) -> list[Sample]:
     bits = grey > 127
     palette = rgb_image.quantize(64)
 
-    out = [
+    return [
         Sample("baseline.jpg", cv2_encode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90]), bgr, False),
         Sample(
             "progressive.jpg",
@@ -102,15 +102,25 @@ def samples(bgr: U8) -> list[Sample]:
         Sample("rgba.png", cv2_encode(".png", with_alpha), with_alpha, True),
         Sample("rgb16.png", cv2_encode(".png", deep), deep, True),
         Sample("grey16.png", cv2_encode(".png", deep_grey), deep_grey, True),
-        Sample("grey_alpha.png", pillow_encode(Image.fromarray(np.dstack([grey, with_alpha[:, :, 3]]), "LA"), "PNG"),
-               np.dstack([grey, with_alpha[:, :, 3]]), True),
-        Sample("palette.png", pillow_encode(palette, "PNG"), np.asarray(palette.convert("RGB"))[:, :, ::-1], True),
+        Sample(
+            "grey_alpha.png",
+            pillow_encode(Image.fromarray(np.dstack([grey, with_alpha[:, :, 3]]), "LA"), "PNG"),
+            np.dstack([grey, with_alpha[:, :, 3]]),
+            True,
+        ),
+        Sample(
+            "palette.png", pillow_encode(palette, "PNG"), np.asarray(palette.convert("RGB"))[:, :, ::-1], True
+        ),
         Sample("bilevel.png", pillow_encode(Image.fromarray(bits), "PNG"), bits.astype(np.uint8) * 255, True),
         Sample("rgb.bmp", cv2_encode(".bmp", bgr), bgr, True),
         Sample("grey.bmp", pillow_encode(grey_image, "BMP"), grey, True),
         Sample("lossless.webp", pillow_encode(rgb_image, "WEBP", lossless=True), bgr, True),
-        Sample("lossless_alpha.webp", pillow_encode(rgba_image, "WEBP", lossless=True, exact=True), with_alpha,
-               True),
+        Sample(
+            "lossless_alpha.webp",
+            pillow_encode(rgba_image, "WEBP", lossless=True, exact=True),
+            with_alpha,
+            True,
+        ),
         Sample("lossy.webp", cv2_encode(".webp", bgr, [cv2.IMWRITE_WEBP_QUALITY, 80]), bgr, False),
         Sample("lossy_alpha.webp", pillow_encode(rgba_image, "WEBP", quality=80), with_alpha, False),
         Sample("rgb.tiff", cv2_encode(".tiff", bgr), bgr, True),
@@ -126,7 +136,6 @@ def samples(bgr: U8) -> list[Sample]:
         Sample("ascii.ppm", ascii_pnm(bgr, 255), bgr, True),
         Sample("ascii.pbm", ascii_pnm(bits.astype(np.uint8) * 255, 1), bits.astype(np.uint8) * 255, True),
     ]
-    return out
 
 
 # --- EXIF, written byte by byte -------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from corrupt_corpus import ANY, ERROR, OK, TOO_LARGE, Case, build_corpus, write_corpus
 
 # Runs in the child: header, full decode, reduced decode (a JPEG at 1/8 scale or so), one JSON line each.
@@ -72,9 +71,8 @@ def run_worker(folder: Path, names: list[str]) -> tuple[dict[str, dict[str, obje
         else:
             outcomes[record["name"]] = record
     if process.returncode != 0:
-        pytest.fail(
-            f"the decoding process died (exit {process.returncode}) on {last_started!r}:\n{process.stderr[-3000:]}"
-        )
+        died = f"the decoding process died (exit {process.returncode}) on {last_started!r}"
+        pytest.fail(f"{died}:\n{process.stderr[-3000:]}")
     return outcomes, process.stderr
 
 
