@@ -110,6 +110,7 @@ void bind_image(py::module_& m) {
       "read_image_header",
       [](const py::object& data) {
         const BorrowedBytes bytes(data);
+        py::gil_scoped_release release;  // linear in the size at worst (garbage before a JPEG marker)
         return read_image_header(bytes.data(), bytes.size());
       },
       py::arg("data"), "Format, size, EXIF orientation and sample layout read from the first bytes.");

@@ -98,7 +98,8 @@ cv::Mat imdecode_or_throw(const uint8_t* data, std::size_t size, int flags, Imag
     const cv::Mat buffer(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
     result = cv::imdecode(buffer, flags);
   } catch (const cv::Exception& e) {
-    throw_invalid_image(std::string("corrupt ") + display_name(format) + " image: " + e.err);
+    // OpenCV's own limits (CV_IO_MAX_IMAGE_PIXELS...) and decoder failures land here.
+    throw_invalid_image(std::string("could not decode the ") + display_name(format) + " image: " + e.err);
   }
   if (result.empty()) {
     throw_invalid_image(std::string("could not decode the ") + display_name(format) +

@@ -179,6 +179,18 @@ def test_bytes_like_inputs_are_accepted_without_copy(encoded: dict[str, Sample])
         _core.decode_image("not bytes")  # type: ignore[arg-type]
 
 
+def test_concurrent_decoding_gives_the_same_pixels(encoded: dict[str, Sample]) -> None:
+    """The GIL is released while decoding: threads decode at once, each getting its own correct image."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["baseline.jpg", "rgb.png", "lossy.webp", "rgb16.tiff", "rgba.png", "rgb.bmp"] * 4
+    expected = {name: _core.decode_image(encoded[name].data)[0] for name in set(names)}
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda name: _core.decode_image(encoded[name].data)[0], names))
+    for name, image in zip(names, results, strict=True):
+        np.testing.assert_array_equal(image, expected[name])
+
+
 def test_invalid_arguments_name_their_field(encoded: dict[str, Sample]) -> None:
     data = encoded["rgb.png"].data
     cases = [
