@@ -403,7 +403,9 @@ def build_corpus(darknet: Path, seed: int = SEED) -> list[Case]:
     sources = samples(photo(darknet, "dog.jpg", (40, 30)))
     rng = np.random.default_rng(seed)
     cases = generic_cases()
-    for sample in sources:
+    # The real photo file as well: a camera-made JPEG, larger than the small encodings.
+    real = Sample("dog_real.jpg", (darknet / "dog.jpg").read_bytes(), photo(darknet, "dog.jpg"), False)
+    for sample in [*sources, real]:
         cases += truncations(sample)
         cases += bit_flips(sample, rng)
     cases += size_lies(sources)
