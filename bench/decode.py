@@ -33,7 +33,12 @@ from sightd import _core
 from sightd.zoo import artifacts
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_SOURCES = ["cpp/src/image_header.cpp", "cpp/src/image_decode.cpp", "cpp/src/tiff_ifd.cpp"]
+CORE_SOURCES = [
+    "cpp/src/image_header.cpp",
+    "cpp/src/image_header_raster.cpp",
+    "cpp/src/image_decode.cpp",
+    "cpp/src/tiff_ifd.cpp",
+]
 DEBIAN_PACKAGES = ["libopencv-imgcodecs406", "libjpeg62-turbo", "libpng16-16", "libwebp7", "libtiff6"]
 
 

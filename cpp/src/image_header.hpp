@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "byte_view.hpp"
 #include "sightd/image.hpp"
 
 namespace sightd::detail {
@@ -30,5 +31,12 @@ struct HeaderDetails {
 HeaderDetails parse_image_header(const uint8_t* data, std::size_t size);
 
 [[noreturn]] void throw_invalid_image(const std::string& message);
+
+// Shared by the parsers of image_header.cpp and image_header_raster.cpp.
+void set_size(HeaderDetails& d, uint64_t width, uint64_t height, const char* format);
+bool is_pnm_space(uint8_t c);
+HeaderDetails parse_bmp(ByteView v);
+HeaderDetails parse_tiff(ByteView v);
+HeaderDetails parse_pnm(ByteView v);
 
 }  // namespace sightd::detail
