@@ -1,4 +1,4 @@
-"""Smoke test of bench/decode.py: a couple of iterations, so that the benchmark never rots."""
+"""Smoke test of bench/image_decode.py: a couple of iterations, so that the benchmark never rots."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_decode_bench_runs(tmp_path: Path) -> None:
-    script = ROOT / "bench" / "decode.py"
+    script = ROOT / "bench" / "image_decode.py"
     done = subprocess.run(
         [sys.executable, str(script), "--iterations", "1", "--build-dir", str(tmp_path)],
         capture_output=True,
