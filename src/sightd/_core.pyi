@@ -1,8 +1,11 @@
 # Type stubs of the compiled core (cpp/bindings). Each part of the core keeps its stubs in its own section.
+from collections.abc import Sequence
 from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+from numpy.typing import NDArray
+from typing_extensions import Buffer
 
 class ErrorCode:
     INVALID_ARGUMENT: ErrorCode
@@ -31,6 +34,78 @@ class Transform:
     def to_image_y(self, tensor_y: float) -> float: ...
 
 # --- image (bind_image.cpp) ---
+# Decoding and regions of interest; docs/images.md has the conversions, limits and rounding rules.
+
+class ImageFormat:
+    JPEG: ImageFormat
+    PNG: ImageFormat
+    BMP: ImageFormat
+    WEBP: ImageFormat
+    TIFF: ImageFormat
+    PNM: ImageFormat
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class ImageHeader:
+    """Format, size (as stored), EXIF orientation and sample layout, read without decoding pixels."""
+
+    @property
+    def format(self) -> ImageFormat: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def orientation(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def bit_depth(self) -> int: ...
+    @property
+    def oriented_width(self) -> int: ...
+    @property
+    def oriented_height(self) -> int: ...
+
+def read_image_header(data: Buffer) -> ImageHeader:
+    """Raises ImageError for empty, unrecognised, corrupt or truncated headers."""
+
+def check_pixel_limit(header: ImageHeader, max_pixels: int) -> None:
+    """Raises ImageTooLargeError when width * height > max_pixels."""
+
+def decode_image(
+    data: Buffer,
+    *,
+    max_pixels: int = 100_000_000,
+    min_width: int = 0,
+    min_height: int = 0,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> tuple[NDArray[np.uint8], int]:
+    """(HxWx3 uint8 BGR image, JPEG reduction 1/2/4/8). `background` is (B, G, R) under transparency;
+    min_width/min_height (oriented pixels) allow a reduced JPEG decode. Releases the GIL."""
+
+class Roi:
+    bbox: tuple[float, float, float, float] | None
+    polygon: list[tuple[float, float]]
+    crop_uniform_background: bool
+    uniform_tolerance: int
+    def __init__(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        polygon: Sequence[tuple[float, float]] | None = None,
+        crop_uniform_background: bool = False,
+        uniform_tolerance: int = 8,
+    ) -> None: ...
+
+def validate_roi(roi: Roi) -> None:
+    """Raises InvalidArgumentError naming the field ("bbox.xmin", "polygon[2].y", ...)."""
+
+def apply_roi(
+    bgr: NDArray[np.uint8], roi: Roi, fill: tuple[float, float, float] | None = None
+) -> tuple[NDArray[np.uint8], Transform]:
+    """The roi's crop of an HxWx3 uint8 image (a view for bbox and trimming) and its Transform."""
 
 # --- preprocess (bind_preprocess.cpp) ---
 class ResizeType:
@@ -175,6 +250,53 @@ class ImagePreprocessor:
     def spec(self) -> ImageInputSpec: ...
     def write(self, bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[Any], Transform]:
         """One image's tensor (no batch dimension) from (H, W, 3) uint8 BGR pixels, and its transform."""
+
+class PreparedImage:
+    """One image of a prepared batch: ok, or why it failed (that image alone)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode | None: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def transforms(self) -> list[Transform]:
+        """One per image input, in the spec's order; empty when not ok."""
+    @property
+    def group(self) -> int: ...
+    @property
+    def row(self) -> int: ...
+
+class PreparedGroup:
+    @property
+    def images(self) -> list[int]:
+        """Indices into the request list, in row order."""
+    @property
+    def feeds(self) -> dict[str, npt.NDArray[Any]]:
+        """Image inputs then constant inputs, by tensor name; the first dimension is the group's size."""
+
+class PreparedBatch:
+    @property
+    def images(self) -> list[PreparedImage]: ...
+    @property
+    def groups(self) -> list[PreparedGroup]: ...
+
+class BatchPreprocessor:
+    def __init__(
+        self,
+        spec: PreprocessingSpec,
+        *,
+        reduced_decoding: bool = False,
+        max_pixels: int = 100_000_000,
+        threads: int | None = None,
+    ) -> None: ...
+    @property
+    def spec(self) -> PreprocessingSpec: ...
+    def prepare(self, images: Sequence[tuple[Buffer, Roi | None]]) -> PreparedBatch:
+        """Decodes and preprocesses the images into same-shape groups (GIL released; see batch.hpp)."""
 
 # --- engine (bind_engine.cpp) ---
 
