@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "common.hpp"
+#include "sightd/batch.hpp"
 #include "sightd/error.hpp"
 #include "sightd/mean.hpp"
 #include "sightd/preprocess.hpp"
+#include "sightd/roi.hpp"
+#include "sightd/thread_pool.hpp"
 
 namespace sightd::bindings {
 
@@ -59,6 +62,49 @@ py::tuple write_one(const ImagePreprocessor& preprocessor, const py::array& imag
     preprocessor.write(source, plan, tensor.data, transform);
   }
   return py::make_tuple(tensor_to_numpy(tensor), transform);
+}
+
+std::shared_ptr<BatchPreprocessor> make_batch_preprocessor(PreprocessingSpec spec, bool reduced_decoding,
+                                                           int64_t max_pixels, std::optional<int> threads) {
+  BatchOptions options;
+  options.reduced_decoding = reduced_decoding;
+  options.decode.max_pixels = max_pixels;
+  if (threads) {
+    if (*threads < 1 || *threads > 256) throw_invalid_argument("threads", "must be in 1..256");
+    options.pool = std::make_shared<ThreadPool>(*threads - 1);  // the calling thread is one of them
+  }
+  return std::make_shared<BatchPreprocessor>(std::move(spec), std::move(options));
+}
+
+PreparedBatch prepare_batch(const BatchPreprocessor& preprocessor, const py::sequence& items) {
+  std::vector<ImageRequest> requests;
+  std::vector<py::buffer_info> views;  // keep every buffer exported while the GIL is released
+  requests.reserve(items.size());
+  views.reserve(items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const py::object entry = items[i];
+    const bool pair =
+        py::isinstance<py::sequence>(entry) && !py::isinstance<py::str>(entry) && py::len(entry) == 2;
+    const py::sequence item = pair ? entry.cast<py::sequence>() : py::sequence();
+    if (!pair || !py::isinstance<py::buffer>(item[0]) ||
+        !(item[1].is_none() || py::isinstance<Roi>(item[1]))) {
+      throw_invalid_argument("images[" + std::to_string(i) + "]", "expected (bytes, Roi | None)");
+    }
+    views.push_back(item[0].cast<py::buffer>().request());
+    ImageRequest request;
+    request.data = static_cast<const uint8_t*>(views.back().ptr);
+    request.size = static_cast<std::size_t>(views.back().size * views.back().itemsize);
+    if (!item[1].is_none()) request.roi = item[1].cast<Roi>();
+    requests.push_back(std::move(request));
+  }
+  py::gil_scoped_release release;
+  return preprocessor.prepare(requests);
+}
+
+py::dict group_feeds(const PreparedGroup& group) {
+  py::dict feeds;
+  for (const auto& [name, tensor] : group.feeds) feeds[py::str(name)] = tensor_to_numpy(tensor);
+  return feeds;
 }
 
 }  // namespace
@@ -183,6 +229,32 @@ void bind_preprocess(py::module_& m) {
       .def(py::init<ImageInputSpec>(), py::arg("spec"))
       .def_property_readonly("spec", &ImagePreprocessor::spec)
       .def("write", &write_one, py::arg("bgr"));
+
+  py::class_<PreparedImage>(m, "PreparedImage")
+      .def_readonly("ok", &PreparedImage::ok)
+      .def_property_readonly("error_code",
+                             [](const PreparedImage& image) -> std::optional<ErrorCode> {
+                               if (image.ok) return std::nullopt;
+                               return image.error_code;
+                             })
+      .def_readonly("error_field", &PreparedImage::error_field)
+      .def_readonly("error_message", &PreparedImage::error_message)
+      .def_readonly("transforms", &PreparedImage::transforms)
+      .def_readonly("group", &PreparedImage::group)
+      .def_readonly("row", &PreparedImage::row);
+  py::class_<PreparedGroup>(m, "PreparedGroup")
+      .def_readonly("images", &PreparedGroup::images)
+      .def_property_readonly("feeds", &group_feeds);
+  py::class_<PreparedBatch>(m, "PreparedBatch")
+      .def_readonly("images", &PreparedBatch::images)
+      .def_readonly("groups", &PreparedBatch::groups);
+
+  py::class_<BatchPreprocessor, std::shared_ptr<BatchPreprocessor>>(m, "BatchPreprocessor")
+      .def(py::init(&make_batch_preprocessor), py::arg("spec"), py::kw_only(),
+           py::arg("reduced_decoding") = false, py::arg("max_pixels") = DecodeOptions().max_pixels,
+           py::arg("threads") = py::none())
+      .def_property_readonly("spec", &BatchPreprocessor::spec)
+      .def("prepare", &prepare_batch, py::arg("images"));
 }
 
 }  // namespace sightd::bindings

@@ -113,30 +113,38 @@ class ResizeType:
     CROP: ResizeType
     NETWORK: ResizeType
     LETTERBOX: ResizeType
-    name: str
-    value: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
     def __init__(self, value: int) -> None: ...
 
 class DataType:
     FLOAT32: DataType
     UINT8: DataType
-    name: str
-    value: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
     def __init__(self, value: int) -> None: ...
 
 class DimensionOrder:
     NCHW: DimensionOrder
     NHWC: DimensionOrder
-    name: str
-    value: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
     def __init__(self, value: int) -> None: ...
 
 class ColorChannels:
     BGR: ColorChannels
     RGB: ColorChannels
     L: ColorChannels
-    name: str
-    value: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
     def __init__(self, value: int) -> None: ...
 
 class Interpolation:
@@ -144,15 +152,19 @@ class Interpolation:
     AREA: Interpolation
     CUBIC: Interpolation
     NEAREST: Interpolation
-    name: str
-    value: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
     def __init__(self, value: int) -> None: ...
 
 class LetterboxAlign:
     CENTER: LetterboxAlign
     TOP_LEFT: LetterboxAlign
-    name: str
-    value: int
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
     def __init__(self, value: int) -> None: ...
 
 class MeanImage:
