@@ -1,6 +1,7 @@
 // Preprocessing specs, mean files, single-image preprocessing (for tests and tools) and batch preparation.
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -20,14 +21,18 @@ namespace sightd::bindings {
 
 namespace {
 
+// A view of (H, W, 3) uint8 pixels; rows may be strided (a crop of a larger array), pixels must be packed.
 cv::Mat bgr_view(const py::array& array) {
   if (!array.dtype().is(py::dtype::of<uint8_t>()) || array.ndim() != 3 || array.shape(2) != 3) {
     throw_invalid_argument("image", "expected an (H, W, 3) uint8 BGR array");
   }
-  if (!(array.flags() & py::array::c_style)) throw_invalid_argument("image", "array must be C-contiguous");
   if (array.shape(0) < 1 || array.shape(1) < 1) throw_invalid_argument("image", "empty image");
+  if (array.shape(0) > INT32_MAX || array.shape(1) > INT32_MAX) throw_invalid_argument("image", "too large");
+  if (array.strides(2) != 1 || array.strides(1) != 3 || array.strides(0) < 3 * array.shape(1)) {
+    throw_invalid_argument("image", "pixels must be packed (a C-contiguous array, or a crop of one)");
+  }
   return cv::Mat(static_cast<int>(array.shape(0)), static_cast<int>(array.shape(1)), CV_8UC3,
-                 const_cast<void*>(array.data()));
+                 const_cast<void*>(array.data()), static_cast<std::size_t>(array.strides(0)));
 }
 
 py::array mean_values(const MeanImage& mean) {
@@ -50,7 +55,12 @@ MeanImage mean_from_array(const py::array_t<float, py::array::c_style | py::arra
 
 // The tensor of one image input, allocated for one image, and its transform.
 py::tuple write_one(const ImagePreprocessor& preprocessor, const py::array& image) {
-  const cv::Mat source = bgr_view(image);
+  // Anything else (Fortran order, a channel slice...) is copied to packed pixels first.
+  const bool packed = image.ndim() == 3 && image.strides(2) == 1 && image.strides(1) == 3 &&
+                      image.strides(0) >= 3 * image.shape(1);
+  const py::array pixels = packed ? image : py::array_t<uint8_t, py::array::c_style>::ensure(image);
+  if (!pixels) throw_invalid_argument("image", "expected an (H, W, 3) uint8 BGR array");
+  const cv::Mat source = bgr_view(pixels);
   const ImageInputSpec& spec = preprocessor.spec();
   Tensor tensor;
   Transform transform;

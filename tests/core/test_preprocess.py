@@ -14,6 +14,7 @@ from mean_files import blobproto, npy
 from preprocess_reference import RefSpec, plan, preprocess
 
 from sightd import _core
+from sightd.errors import InvalidArgumentError
 
 PHOTOS = [
     ("darknet", "dog.jpg"),
@@ -327,3 +328,16 @@ def test_concurrent_writes_share_the_mean_cache(photos: list[np.ndarray]) -> Non
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+def test_strided_and_bad_pixel_arrays(photos: list[np.ndarray]) -> None:
+    """A crop of a larger array is read in place; other layouts are copied; wrong arrays are refused."""
+    preprocessor = _core.ImagePreprocessor(core_spec(RefSpec(resize_type="LETTERBOX")))
+    crop = photos[0][50:300, 100:500]
+    expected, _ = preprocessor.write(np.ascontiguousarray(crop))
+    np.testing.assert_array_equal(preprocessor.write(crop)[0], expected)
+    np.testing.assert_array_equal(preprocessor.write(np.asfortranarray(crop))[0], expected)
+    for bad in (crop.astype(np.float32), crop[:, :, 0], crop[:, :, :2], np.zeros((0, 4, 3), np.uint8)):
+        with pytest.raises(InvalidArgumentError) as error:
+            preprocessor.write(bad)
+        assert error.value.field == "image"
