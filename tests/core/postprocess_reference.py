@@ -44,12 +44,19 @@ def iou_matrix(a: F64, b: F64) -> F64:
 def canonical(boxes: npt.ArrayLike) -> F64:
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.stack(
-        [np.minimum(b[:, 0], b[:, 2]), np.minimum(b[:, 1], b[:, 3]),
-         np.maximum(b[:, 0], b[:, 2]), np.maximum(b[:, 1], b[:, 3])], axis=1,
-    )  # fmt: skip
+        [
+            np.minimum(b[:, 0], b[:, 2]),
+            np.minimum(b[:, 1], b[:, 3]),
+            np.maximum(b[:, 0], b[:, 2]),
+            np.maximum(b[:, 1], b[:, 3]),
+        ],
+        axis=1,
+    )
 
 
-def nms(boxes: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike | None, threshold: float) -> list[int]:
+def nms(
+    boxes: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike | None, threshold: float
+) -> list[int]:
     """Greedy NMS: visit by decreasing score (ties: lower index), drop what overlaps a kept box above the
     threshold in its class. Invalid (non-finite) boxes and scores are left out."""
     b = canonical(boxes)
@@ -93,8 +100,12 @@ class Frame:
         if not self.crop or self.crop[2] <= 0 or self.crop[3] <= 0:
             return 0.0, 0.0, 1.0, 1.0
         x, y, w, h = self.crop
-        return (max(0.0, x / self.image_width), max(0.0, y / self.image_height),
-                min(1.0, (x + w) / self.image_width), min(1.0, (y + h) / self.image_height))  # fmt: skip
+        return (
+            max(0.0, x / self.image_width),
+            max(0.0, y / self.image_height),
+            min(1.0, (x + w) / self.image_width),
+            min(1.0, (y + h) / self.image_height),
+        )
 
     def transform(self):  # type: ignore[no-untyped-def]
         from sightd import _core
@@ -113,7 +124,9 @@ def letterbox_frame(image_width: int, image_height: int, size: int) -> Frame:
     scale = min(size / image_width, size / image_height)
     ox = (size - image_width * scale) / 2
     oy = (size - image_height * scale) / 2
-    return Frame(image_width, image_height, size, size, (0.0, 0.0, image_width, image_height), (scale, scale), (ox, oy))
+    return Frame(
+        image_width, image_height, size, size, (0.0, 0.0, image_width, image_height), (scale, scale), (ox, oy)
+    )
 
 
 @dataclass
@@ -138,7 +151,7 @@ class Candidates:
 def yolo_candidates(
     output: npt.ArrayLike, anchors: list[float], label_classes: list[int], floors: F64, class_activation: str
 ) -> Candidates:
-    """Darknet region layout [A x (5 + C), H, W]; label_classes[k] = network class of label k (-1: objectness)."""
+    """Darknet region layout [A x (5 + C), H, W]; label_classes[k]: class of label k (-1: objectness)."""
     x = np.asarray(output, dtype=np.float64)
     x = x.reshape(x.shape[-3:])
     a = len(anchors) // 2
@@ -169,7 +182,7 @@ def yolo_candidates(
     return Candidates(boxes[idx[0], idx[1], idx[2]], scores[idx], idx[3].astype(np.int64))
 
 
-def anchored_candidates(
+def anchored_candidates(  # noqa: PLR0917
     anchors: npt.ArrayLike,
     scores: npt.ArrayLike,
     offsets: npt.ArrayLike,
@@ -202,10 +215,14 @@ def anchored_candidates(
     return Candidates(boxes[rows, labels], label_scores[rows, labels], labels.astype(np.int64))
 
 
-def direct_candidates(
-    boxes: npt.ArrayLike, scores: npt.ArrayLike, classes: npt.ArrayLike, class_values: list[int], floors: F64,
+def direct_candidates(  # noqa: PLR0917
+    boxes: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    classes: npt.ArrayLike,
+    class_values: list[int],
+    floors: F64,
     count: int | None = None,
-) -> Candidates:  # fmt: skip
+) -> Candidates:
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     c = np.asarray(classes, dtype=np.float64).reshape(-1)
@@ -220,7 +237,9 @@ def direct_candidates(
             out_boxes.append([xmin, ymin, xmax, ymax])
             out_scores.append(s[i])
             out_labels.append(k)
-    return Candidates(np.array(out_boxes).reshape(-1, 4), np.array(out_scores), np.array(out_labels, dtype=np.int64))
+    return Candidates(
+        np.array(out_boxes).reshape(-1, 4), np.array(out_scores), np.array(out_labels, dtype=np.int64)
+    )
 
 
 @dataclass
@@ -231,7 +250,7 @@ class RefPrediction:
     region_id: int = 0
 
 
-def detect(
+def detect(  # noqa: PLR0917
     candidates: Candidates,
     frame: Frame,
     fx: float,
@@ -251,8 +270,10 @@ def detect(
     mapped = np.stack([x1, y1, x2, y2], axis=1)
     finite = np.all(np.isfinite(mapped), axis=1)
     lo_x, lo_y, hi_x, hi_y = frame.bounds()
-    mapped = np.stack([np.clip(x1, lo_x, hi_x), np.clip(y1, lo_y, hi_y),
-                       np.clip(x2, lo_x, hi_x), np.clip(y2, lo_y, hi_y)], axis=1)  # fmt: skip
+    mapped = np.stack(
+        [np.clip(x1, lo_x, hi_x), np.clip(y1, lo_y, hi_y), np.clip(x2, lo_x, hi_x), np.clip(y2, lo_y, hi_y)],
+        axis=1,
+    )
     valid = finite & (mapped[:, 2] > mapped[:, 0]) & (mapped[:, 3] > mapped[:, 1])
     boxes = mapped[valid]
     scores = candidates.scores[valid]
@@ -275,7 +296,11 @@ def detect(
 
 
 def classify(
-    values: npt.ArrayLike, activation: str, label_classes: list[int], thresholds: list[float], cap: int | None = None
+    values: npt.ArrayLike,
+    activation: str,
+    label_classes: list[int],
+    thresholds: list[float],
+    cap: int | None = None,
 ) -> tuple[list[RefPrediction], list[RefPrediction]]:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if activation == "SOFTMAX":
@@ -286,8 +311,16 @@ def classify(
         probs = v
     scores = probs[np.asarray(label_classes, dtype=np.int64)]
     order = np.lexsort((np.arange(len(scores)), -scores))
-    predicted = [RefPrediction(int(k), float(scores[k])) for k in order if np.isfinite(scores[k]) and scores[k] >= thresholds[k]]
-    discarded = [RefPrediction(int(k), float(scores[k])) for k in order if np.isfinite(scores[k]) and not scores[k] >= thresholds[k]]
+    predicted = [
+        RefPrediction(int(k), float(scores[k]))
+        for k in order
+        if np.isfinite(scores[k]) and scores[k] >= thresholds[k]
+    ]
+    discarded = [
+        RefPrediction(int(k), float(scores[k]))
+        for k in order
+        if np.isfinite(scores[k]) and not scores[k] >= thresholds[k]
+    ]
     if cap is not None:
         predicted, discarded = predicted[:cap], discarded[:cap]
     return predicted, discarded

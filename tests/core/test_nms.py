@@ -95,7 +95,12 @@ def problems(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
     boxes = np.array(draw(st.lists(st.tuples(*[coordinate] * 4), min_size=n, max_size=n)), dtype=np.float64)
     scores = np.array(draw(st.lists(score, min_size=n, max_size=n)), dtype=np.float64)
     classes = draw(st.one_of(st.none(), st.lists(st.integers(0, 3), min_size=n, max_size=n)))
-    return boxes.reshape(-1, 4), scores, None if classes is None else np.array(classes, np.int32), draw(threshold)
+    return (
+        boxes.reshape(-1, 4),
+        scores,
+        None if classes is None else np.array(classes, np.int32),
+        draw(threshold),
+    )
 
 
 @settings(max_examples=300, deadline=None)

@@ -13,7 +13,9 @@ from sightd.errors import InvalidArgumentError
 
 
 def test_seed_classification_with_default_thresholds() -> None:
-    pp = processor("classification", ["hot-dog", "not hot-dog", "other"], {"classification": {"output_tensor": "prob"}})
+    pp = processor(
+        "classification", ["hot-dog", "not hot-dog", "other"], {"classification": {"output_tensor": "prob"}}
+    )
     result = run(pp, {"prob": np.array([[0.02, 0.9, 0.08]], np.float32)})
     assert [(p.label_name, p.label_id) for p in result.predicted] == [("not hot-dog", 1), ("other", 2)]
     assert [p.threshold for p in result.predicted] == [0.025, 0.025]
@@ -45,7 +47,12 @@ def test_random_scores_match_the_reference(activation: str, seed: int) -> None:
     values = rng.normal(0, 3, classes).astype(np.float32)
     if activation == "NONE":
         values = rng.uniform(0, 1, classes).astype(np.float32)
-    body = {"output_tensor": "out", "activation": activation, "class_indices": class_indices, "thresholds": thresholds}
+    body = {
+        "output_tensor": "out",
+        "activation": activation,
+        "class_indices": class_indices,
+        "thresholds": thresholds,
+    }
     pp = processor("tagging", [f"l{i}" for i in range(labels)], {"classification": body})
     cap = int(rng.integers(1, 10)) if seed % 2 else None
     result = run(pp, {"out": values[None]}, max_predictions=cap)
@@ -68,7 +75,8 @@ def test_max_predictions_caps_predicted_and_discarded() -> None:
     assert [p.label_name for p in result.predicted] == ["a", "c"]
     assert [p.label_name for p in result.discarded] == ["f", "d"]
     result = run(pp, {"p": values}, max_predictions=0)
-    assert result.predicted == [] and result.discarded == []
+    assert result.predicted == []
+    assert result.discarded == []
     assert run(pp, {"p": values}, show_discarded=False).discarded == []
 
 
@@ -78,8 +86,11 @@ def test_non_finite_scores_are_never_reported() -> None:
     assert [p.label_name for p in result.predicted] == ["c"]
     assert result.discarded == []
     body = {"output_tensor": "p", "activation": "SOFTMAX"}
-    result = run(processor("classification", list("ab"), {"classification": body}), {"p": np.array([math.nan, 1.0])})
-    assert result.predicted == [] and result.discarded == []
+    result = run(
+        processor("classification", list("ab"), {"classification": body}), {"p": np.array([math.nan, 1.0])}
+    )
+    assert result.predicted == []
+    assert result.discarded == []
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float16, np.int32, np.uint8])
@@ -101,5 +112,7 @@ def test_shape_and_class_count_mismatches_are_invalid_arguments() -> None:
         run(pp, {"other": np.zeros(3, np.float32)})
     body = {"output_tensor": "p", "class_indices": [0, 1, 7]}
     with pytest.raises(InvalidArgumentError) as error:
-        run(processor("classification", list("abc"), {"classification": body}), {"p": np.zeros(5, np.float32)})
+        run(
+            processor("classification", list("abc"), {"classification": body}), {"p": np.zeros(5, np.float32)}
+        )
     assert error.value.field == "class_indices[2]"

@@ -55,14 +55,20 @@ def test_yolov2_region_matches_the_reference(seed: int) -> None:
     classes = 20
     out = random_head(rng, 5, classes, 13)
     thresholds = rng.uniform(0.1, 0.6, classes).round(3).tolist()
-    body = {"yolo_output": {"output_tensor": "import/output:0", "anchors": SEED_ANCHORS}, "thresholds": thresholds,
-            "discard_threshold": 0.025, "nms_threshold": 0.3, "normalize_wrt_tensor": ""}  # fmt: skip
+    body = {
+        "yolo_output": {"output_tensor": "import/output:0", "anchors": SEED_ANCHORS},
+        "thresholds": thresholds,
+        "discard_threshold": 0.025,
+        "nms_threshold": 0.3,
+        "normalize_wrt_tensor": "",
+    }
     pp = processor("detection", [f"c{i}" for i in range(classes)], {"detection": body})
     frame = ref.letterbox_frame(500, 375, 416)
     result = run(pp, {"import/output:0": out}, frame)
     cands = ref.yolo_candidates(out, SEED_ANCHORS, list(range(classes)), floors(thresholds, 0.025), "SOFTMAX")
     want = ref.detect(cands, frame, 416, 416, thresholds, 0.3)
-    assert len(want[0]) > 3 and len(want[1]) > 3
+    assert len(want[0]) > 3
+    assert len(want[1]) > 3
     assert_result(result, want)
 
 
@@ -72,11 +78,15 @@ def test_yolov3_heads_with_sigmoid_classes(agnostic: bool) -> None:
     classes = 80
     outputs = {name: random_head(rng, 3, classes, size) for name, _, size in V3_HEADS}
     body = {
-        "yolo_output": {"output_tensors": [{"output_tensor": n, "anchors": a} for n, a, _ in V3_HEADS],
-                        "class_activation": "SIGMOID"},
-        "thresholds": [0.3] * classes, "nms_threshold": 0.45, "nms_class_agnostic": agnostic,
+        "yolo_output": {
+            "output_tensors": [{"output_tensor": n, "anchors": a} for n, a, _ in V3_HEADS],
+            "class_activation": "SIGMOID",
+        },
+        "thresholds": [0.3] * classes,
+        "nms_threshold": 0.45,
+        "nms_class_agnostic": agnostic,
         "discard_threshold": 0.1,
-    }  # fmt: skip
+    }
     pp = processor("detection", [f"c{i}" for i in range(classes)], {"detection": body})
     frame = ref.letterbox_frame(768, 576, 416)
     result = run(pp, outputs, frame, max_predictions=40)
@@ -93,8 +103,11 @@ def test_class_indices_expose_a_subset() -> None:
     rng = np.random.default_rng(5)
     out = random_head(rng, 5, 20, 13)
     subset = [14, 2, 7]
-    body = {"yolo_output": {"output_tensor": "y", "anchors": SEED_ANCHORS}, "class_indices": subset,
-            "thresholds": [0.2, 0.2, 0.2]}  # fmt: skip
+    body = {
+        "yolo_output": {"output_tensor": "y", "anchors": SEED_ANCHORS},
+        "class_indices": subset,
+        "thresholds": [0.2, 0.2, 0.2],
+    }
     pp = processor("detection", ["person", "bicycle", "car"], {"detection": body})
     frame = ref.Frame(416, 416, 416, 416)
     result = run(pp, {"y": out}, frame)
@@ -105,7 +118,18 @@ def test_class_indices_expose_a_subset() -> None:
 def test_objectness_only_equals_a_constant_class() -> None:
     """The face-api layout has no class channel; appending a constant logit gives darknet's [region]."""
     rng = np.random.default_rng(3)
-    anchors = [1.603231, 2.094468, 6.041143, 7.080126, 2.882459, 3.518061, 4.266906, 5.178857, 9.041765, 10.66308]
+    anchors = [
+        1.603231,
+        2.094468,
+        6.041143,
+        7.080126,
+        2.882459,
+        3.518061,
+        4.266906,
+        5.178857,
+        9.041765,
+        10.66308,
+    ]
     raw = random_head(rng, 5, 0, 13)
     region = np.concatenate([raw.reshape(5, 5, 13, 13), np.zeros((5, 1, 13, 13), np.float32)], axis=1)
     frame = ref.Frame(640, 480, 416, 416, (0, 0, 640, 480), (416 / 640, 416 / 640))
