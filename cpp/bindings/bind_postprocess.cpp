@@ -13,16 +13,29 @@ namespace sightd::bindings {
 
 namespace {
 
+// Element i of a numeric tensor as double, with the common float types read directly.
+template <typename Fn>
+void for_each_value(const Tensor& t, std::size_t count, Fn&& fn) {
+  if (t.type == ElementType::kFloat32) {
+    const float* p = t.as<float>();
+    for (std::size_t i = 0; i < count; ++i) fn(i, static_cast<double>(p[i]));
+  } else if (t.type == ElementType::kFloat64) {
+    const double* p = t.as<double>();
+    for (std::size_t i = 0; i < count; ++i) fn(i, p[i]);
+  } else {
+    for (std::size_t i = 0; i < count; ++i) fn(i, t.value_as_double(i));
+  }
+}
+
 std::vector<NmsBox> boxes_from(const py::array& array) {
   Tensor t = numpy_to_tensor(array, "boxes");
   if (t.shape.size() != 2 || t.shape[1] != 4) {
     throw_invalid_argument("boxes", "expected an array [N, 4] of x1, y1, x2, y2, got " + shape_to_string(t.shape));
   }
   std::vector<NmsBox> boxes(static_cast<std::size_t>(t.shape[0]));
-  for (std::size_t i = 0; i < boxes.size(); ++i) {
-    boxes[i] = {t.value_as_double(4 * i), t.value_as_double(4 * i + 1), t.value_as_double(4 * i + 2),
-                t.value_as_double(4 * i + 3)};
-  }
+  std::vector<double> flat(4 * boxes.size());
+  for_each_value(t, flat.size(), [&flat](std::size_t i, double v) { flat[i] = v; });
+  for (std::size_t i = 0; i < boxes.size(); ++i) boxes[i] = {flat[4 * i], flat[4 * i + 1], flat[4 * i + 2], flat[4 * i + 3]};
   return boxes;
 }
 
@@ -32,7 +45,7 @@ std::vector<double> vector_from(const py::array& array, std::size_t count, const
     throw_invalid_argument(field, "expected an array [" + std::to_string(count) + "], got " + shape_to_string(t.shape));
   }
   std::vector<double> out(count);
-  for (std::size_t i = 0; i < count; ++i) out[i] = t.value_as_double(i);
+  for_each_value(t, count, [&out](std::size_t i, double v) { out[i] = v; });
   return out;
 }
 

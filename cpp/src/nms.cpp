@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "nms_overlap.hpp"
 #include "sightd/error.hpp"
 
 namespace sightd {
@@ -79,32 +80,9 @@ void suppress_run(const NmsBox* boxes, const Item* run, std::size_t size, double
     const double x1 = std::min(b.x1, b.x2), x2 = std::max(b.x1, b.x2);
     const double y1 = std::min(b.y1, b.y2), y2 = std::max(b.y1, b.y2);
     const double area = (x2 - x1) * (y2 - y1);
-    const std::size_t n = kx1.size();
-    const double* px1 = kx1.data();
-    const double* py1 = ky1.data();
-    const double* px2 = kx2.data();
-    const double* py2 = ky2.data();
-    const double* parea = karea.data();
-    bool suppressed = false;
-    // Blocks of 16 without branches inside, so the compiler vectorises them; an early exit between blocks.
-    for (std::size_t start = 0; start < n && !suppressed; start += 16) {
-      const std::size_t end = std::min(n, start + 16);
-      int any = 0;
-      for (std::size_t j = start; j < end; ++j) {
-        const double xx1 = px1[j] > x1 ? px1[j] : x1;
-        const double yy1 = py1[j] > y1 ? py1[j] : y1;
-        const double xx2 = px2[j] < x2 ? px2[j] : x2;
-        const double yy2 = py2[j] < y2 ? py2[j] : y2;
-        double w = xx2 - xx1;
-        double h = yy2 - yy1;
-        w = w > 0.0 ? w : 0.0;
-        h = h > 0.0 ? h : 0.0;
-        const double inter = w * h;
-        // A 0/0 (two empty boxes) is NaN, and NaN > threshold is false: no overlap.
-        any |= (inter / (area + parea[j] - inter) > threshold) ? 1 : 0;
-      }
-      suppressed = any != 0;
-    }
+    const double box[5] = {x1, y1, x2, y2, area};
+    const detail::KeptBoxes kept{kx1.data(), ky1.data(), kx2.data(), ky2.data(), karea.data(), kx1.size()};
+    const bool suppressed = detail::overlaps_any(kept, box, threshold);
     if (!suppressed) {
       kx1.push_back(x1);
       ky1.push_back(y1);
