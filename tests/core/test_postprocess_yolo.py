@@ -159,3 +159,32 @@ def test_mismatched_layout_is_an_invalid_argument() -> None:
     with pytest.raises(InvalidArgumentError) as error:
         run(pp, {"out": np.zeros((1, 14, 13, 13), np.float32)}, ref.Frame(416, 416, 0, 0))
     assert error.value.field == "transform"
+
+
+def test_concurrent_processing_gives_the_sequential_results() -> None:
+    """process() releases the GIL and keeps its scratch per thread: threads must not disturb each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(21)
+    classes = 80
+    body = {
+        "yolo_output": {
+            "output_tensors": [{"output_tensor": n, "anchors": a} for n, a, _ in V3_HEADS],
+            "class_activation": "SIGMOID",
+        },
+        "thresholds": [0.3] * classes,
+    }
+    pp = processor("detection", [f"c{i}" for i in range(classes)], {"detection": body})
+    frame = ref.letterbox_frame(640, 480, 416)
+    images = [{name: random_head(rng, 3, classes, size) for name, _, size in V3_HEADS} for _ in range(8)]
+
+    def boxes(outputs: dict[str, np.ndarray]) -> list[tuple[int, float, float, float]]:
+        result = run(pp, outputs, frame)
+        return [
+            (p.label_index, p.score, p.bbox.xmin, p.bbox.ymax) for p in result.predicted + result.discarded
+        ]
+
+    sequential = [boxes(image) for image in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            assert list(pool.map(boxes, images)) == sequential
