@@ -267,10 +267,12 @@ void PostProcessor::Impl::detect(const std::vector<Tensor>& tensors, const Trans
         }
         classes_seen = network_classes;
         auto& cols = s.columns;
-        if (config.class_indices.empty()) {
-          if (network_classes == 0 && labels == 1) {
-            cols.assign(1, -1);
-          } else if (network_classes == labels) {
+        const bool objectness_only = network_classes == 0 && labels == 1 &&
+                                     (config.class_indices.empty() || config.class_indices[0] == 0);
+        if (objectness_only) {
+          cols.assign(1, -1);  // the objectness is the score of the one label, its class 0
+        } else if (config.class_indices.empty()) {
+          if (network_classes == labels) {
             cols.resize(labels);
             for (std::size_t k = 0; k < labels; ++k) cols[k] = static_cast<int64_t>(k);
           } else {

@@ -323,7 +323,7 @@ def _detection(check: _Checker, body: dict[str, Any], path: str, config: _core.P
             check.string(sub.get(f), f"{sub_path}.{f}", required=True) for f in fields
         )
         anchored.legacy_plus_one = check.boolean(
-            sub.get("legacy_plus_one"), f"{sub_path}.legacy_plus_one", True
+            sub.get("legacy_plus_one"), f"{sub_path}.legacy_plus_one", False
         )
     elif name == "direct_output":
         fields = ("boxes_tensor", "scores_tensor", "classes_tensor")

@@ -55,9 +55,9 @@ def test_faster_rcnn_matches_the_reference(seed: int, scale: float) -> None:
         "im_info": np.array([600, 800, scale], np.float32),
     }
     thresholds = rng.uniform(0.3, 0.8, classes).round(2).tolist()
-    pp = processor(
-        "detection", [f"c{i}" for i in range(classes)], {"detection": {**SEED, "thresholds": thresholds}}
-    )
+    anchored = {**SEED["anchored_output"], "legacy_plus_one": True}  # py-faster-rcnn's convention
+    body = {**SEED, "anchored_output": anchored, "thresholds": thresholds}
+    pp = processor("detection", [f"c{i}" for i in range(classes)], {"detection": body})
     frame = ref.Frame(1600, 1200, 800, 600, (0, 0, 1600, 1200), (0.5, 0.5))
     result = run(pp, outputs, frame)
     fl = np.minimum(0.025, thresholds)
@@ -109,7 +109,7 @@ def test_class_agnostic_offsets_and_no_background_column() -> None:
     pp = processor("detection", ["x", "y", "z"], {"detection": body})
     frame = ref.Frame(300, 300, 300, 300)
     result = run(pp, {"a": rois, "s": scores, "o": offsets}, frame)
-    cands = ref.anchored_candidates(rois, scores, offsets, [0, 1, 2], np.array([0.025] * 3), True)
+    cands = ref.anchored_candidates(rois, scores, offsets, [0, 1, 2], np.array([0.025] * 3), False)
     assert_result(result, ref.detect(cands, frame, 1.0, 1.0, [0.9, 0.95, 0.9], 0.3))
 
 

@@ -142,6 +142,8 @@ def test_objectness_only_equals_a_constant_class() -> None:
     assert len(want[0]) > 2
     assert_result(got_raw, want)
     assert_result(got_region, want)
+    body = {**body, "class_indices": [0]}
+    assert_result(run(processor("detection", ["face"], {"detection": body}), {"out": raw}, frame), want)
 
 
 def test_mismatched_layout_is_an_invalid_argument() -> None:

@@ -46,7 +46,7 @@ struct AnchoredOutput {
   std::string anchors_tensor;  // [N, 4] x1, y1, x2, y2 or Caffe's [N, 5] batch index, x1, y1, x2, y2
   std::string scores_tensor;   // [N, columns]
   std::string offsets_tensor;  // [N, 4 x columns] per-column (dx, dy, dw, dh), or [N, 4] shared by all columns
-  bool legacy_plus_one = true;  // extension: widths are x2 - x1 + 1 (py-faster-rcnn), else x2 - x1
+  bool legacy_plus_one = false;  // extension: widths are x2 - x1 + 1 (py-faster-rcnn), else x2 - x1
 };
 
 // `detection.direct_output` (TensorFlow Object Detection API style).
