@@ -128,7 +128,9 @@ class PostProcessor {
   const PostProcessingConfig& config() const noexcept;
   // Thresholds with defaults resolved, one per spec label.
   const std::vector<double>& thresholds() const noexcept;
-  // The network outputs process() reads, without duplicates, in a fixed order.
+  // The tensors process() reads, without duplicates, in a fixed order. They are network outputs, except
+  // detection.normalize_wrt_tensor, which usually names an input (v0.7's `im_info` constant): the caller passes
+  // that tensor as it was fed to the network.
   const std::vector<std::string>& required_tensors() const noexcept;
 
   // One image. `tensors` holds the required tensors in required_tensors() order; each may keep a leading
