@@ -1,8 +1,10 @@
 # Type stubs of the compiled core (cpp/bindings). Each part of the core keeps its stubs in its own section.
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
+from numpy.typing import NDArray
+from typing_extensions import Buffer
 
 class ErrorCode:
     INVALID_ARGUMENT: ErrorCode
@@ -31,6 +33,78 @@ class Transform:
     def to_image_y(self, tensor_y: float) -> float: ...
 
 # --- image (bind_image.cpp) ---
+# Decoding and regions of interest; docs/images.md has the conversions, limits and rounding rules.
+
+class ImageFormat:
+    JPEG: ImageFormat
+    PNG: ImageFormat
+    BMP: ImageFormat
+    WEBP: ImageFormat
+    TIFF: ImageFormat
+    PNM: ImageFormat
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class ImageHeader:
+    """Format, size (as stored), EXIF orientation and sample layout, read without decoding pixels."""
+
+    @property
+    def format(self) -> ImageFormat: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def orientation(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def bit_depth(self) -> int: ...
+    @property
+    def oriented_width(self) -> int: ...
+    @property
+    def oriented_height(self) -> int: ...
+
+def read_image_header(data: Buffer) -> ImageHeader:
+    """Raises ImageError for empty, unrecognised, corrupt or truncated headers."""
+
+def check_pixel_limit(header: ImageHeader, max_pixels: int) -> None:
+    """Raises ImageTooLargeError when width * height > max_pixels."""
+
+def decode_image(
+    data: Buffer,
+    *,
+    max_pixels: int = 100_000_000,
+    min_width: int = 0,
+    min_height: int = 0,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> tuple[NDArray[np.uint8], int]:
+    """(HxWx3 uint8 BGR image, JPEG reduction 1/2/4/8). `background` is (B, G, R) under transparency;
+    min_width/min_height (oriented pixels) allow a reduced JPEG decode. Releases the GIL."""
+
+class Roi:
+    bbox: tuple[float, float, float, float] | None
+    polygon: list[tuple[float, float]]
+    crop_uniform_background: bool
+    uniform_tolerance: int
+    def __init__(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        polygon: Sequence[tuple[float, float]] | None = None,
+        crop_uniform_background: bool = False,
+        uniform_tolerance: int = 8,
+    ) -> None: ...
+
+def validate_roi(roi: Roi) -> None:
+    """Raises InvalidArgumentError naming the field ("bbox.xmin", "polygon[2].y", ...)."""
+
+def apply_roi(
+    bgr: NDArray[np.uint8], roi: Roi, fill: tuple[float, float, float] | None = None
+) -> tuple[NDArray[np.uint8], Transform]:
+    """The roi's crop of an HxWx3 uint8 image (a view for bbox and trimming) and its Transform."""
 
 # --- preprocess (bind_preprocess.cpp) ---
 
@@ -159,16 +233,16 @@ class PostProcessor:
     def required_tensors(self) -> list[str]: ...
     def process(
         self,
-        outputs: dict[str, npt.NDArray[Any]],
+        outputs: dict[str, NDArray[Any]],
         transform: Transform,
         show_discarded: bool = False,
         max_predictions: int = -1,
     ) -> LabelsResult: ...
 
 def nms(
-    boxes: npt.NDArray[Any],
-    scores: npt.NDArray[Any],
-    classes: npt.NDArray[Any] | None = None,
+    boxes: NDArray[Any],
+    scores: NDArray[Any],
+    classes: NDArray[Any] | None = None,
     iou_threshold: float = 0.3,
-) -> npt.NDArray[np.int64]:
+) -> NDArray[np.int64]:
     """Greedy NMS of boxes [N, 4] (x1, y1, x2, y2): kept indices by decreasing score (see nms.hpp)."""
