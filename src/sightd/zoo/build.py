@@ -172,6 +172,7 @@ def build(
             "bytes": result.size,
             "sources": [_source_record(s) for s in network.sources],
         }
+    sources.archive(labels.LABELS_ARTIFACT)  # fetched here so that the report counts it
     _write_public_files(layout, root, say)
     manifest = {
         "format": FORMAT,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sightd.zoo import artifacts
 
+LABELS_ARTIFACT = "darknet"
 DARKNET_DATA = "usr/share/darknet/data"
 IMAGENET_CLASSES = 1000
 
@@ -30,7 +31,7 @@ class Label:
 
 
 def _read(root: Path | None, name: str) -> list[str]:
-    archive = artifacts.fetch("darknet", root=root)
+    archive = artifacts.fetch(LABELS_ARTIFACT, root=root)
     text = artifacts.read_member(archive, f"{DARKNET_DATA}/{name}").decode("utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
