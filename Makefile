@@ -13,8 +13,14 @@ DEBIAN_PACKAGES := libopencv-core-dev=4.6.0+dfsg-12 libopencv-imgproc-dev=4.6.0+
 CORE_SOURCES := $(shell find cpp -type f) CMakeLists.txt pyproject.toml
 PYTEST_ARGS ?=
 RUN_ARGS ?=
+# The gRPC contract; its Python stubs are generated into src/sightd/v1/ (git-ignored).
+PROTOS := $(wildcard proto/sightd/v1/*.proto)
+PROTO_STAMP := src/sightd/v1/.generated
+# buf (lint of the contract) comes from npm, pinned, into the git-ignored .deps/.
+BUF_VERSION := 1.75.0
+BUF := .deps/buf/node_modules/.bin/buf
 
-.PHONY: help run test setup system-deps lint pytest asan bench lock clean
+.PHONY: help run test setup system-deps protos lint pytest asan bench lock clean
 
 help:
 	@echo "make run    install what is missing, build, prepare the public models, start sightd"
@@ -44,9 +50,22 @@ $(VENV)/.requirements: requirements/dev.lock
 	$(PIP) install -q -r requirements/dev.lock
 	touch $@
 
-$(VENV)/.sightd-built: $(VENV)/.requirements .deps/onnxruntime/include/onnxruntime_cxx_api.h $(CORE_SOURCES)
+# Stubs with mypy-protobuf's .pyi (messages and grpc) so that mypy --strict checks their callers.
+$(PROTO_STAMP): $(PROTOS) $(VENV)/.requirements
+	rm -f src/sightd/v1/*_pb2*.py src/sightd/v1/*_pb2*.pyi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -Iproto --python_out=src \
+	  --grpc_python_out=src --mypy_out=quiet:src --mypy_grpc_out=quiet:src $(PROTOS)
+	touch $@
+
+protos: $(PROTO_STAMP)
+
+$(VENV)/.sightd-built: $(VENV)/.requirements $(PROTO_STAMP) .deps/onnxruntime/include/onnxruntime_cxx_api.h \
+                       $(CORE_SOURCES)
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $@
+
+$(BUF):
+	npm install --prefix .deps/buf --no-audit --no-fund --silent --save-exact @bufbuild/buf@$(BUF_VERSION)
 
 setup: system-deps $(VENV)/.sightd-built
 
@@ -56,7 +75,8 @@ run: setup
 
 test: setup lint pytest
 
-lint: $(VENV)/.requirements
+lint: $(VENV)/.requirements $(PROTO_STAMP) $(BUF)
+	$(BUF) lint
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy

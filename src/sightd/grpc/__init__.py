@@ -1,0 +1,1 @@
+"""The gRPC transport: server bootstrap, interceptors, servicers, rich error statuses."""

@@ -1,0 +1,110 @@
+"""The gRPC server: message size limits, keepalive, the auth interceptor, grpc.health.v1 (liveness as
+the empty service name, readiness per service), server reflection, and a graceful drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sightd.config import Settings
+from sightd.grpc.auth import AuthInterceptor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A servicer and how to register it: ``name`` is the full service name (``sightd.v1.TaskService``)."""
+
+    name: str
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+
+
+def server_options(settings: Settings) -> list[tuple[str, int]]:
+    """Channel arguments of the server (docs/configuration.md)."""
+    options = [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.keepalive_time_ms", settings.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", settings.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", settings.keepalive_min_ping_interval_ms),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.so_reuseport", 0),
+    ]
+    if settings.max_connection_age_ms:
+        options += [
+            ("grpc.max_connection_age_ms", settings.max_connection_age_ms),
+            ("grpc.max_connection_age_grace_ms", int(settings.drain_seconds * 1000)),
+        ]
+    return options
+
+
+class GrpcServer:
+    """A started server. Services start NOT_SERVING on the health service until :meth:`set_ready`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        services: Sequence[Service],
+        authenticate: Callable[[str], Awaitable[int | None]],
+    ) -> None:
+        self.settings = settings
+        self.services = list(services)
+        self.auth = AuthInterceptor(authenticate)
+        self.server = grpc.aio.server(interceptors=[self.auth], options=server_options(settings))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        for service in self.services:
+            service.add_to_server(service.servicer, self.server)
+        if settings.reflection:
+            names = [service.name for service in self.services]
+            names += [health.SERVICE_NAME, reflection.SERVICE_NAME]
+            reflection.enable_server_reflection(names, self.server)
+        self.port = 0
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> int:
+        """Binds and starts serving; returns the port (useful with grpc_port 0)."""
+        address = f"{self.settings.host}:{self.settings.grpc_port}"
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {address}")
+        for service in self.services:
+            await self.health.set(service.name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self.server.start()
+        log.info("gRPC server listening", extra={"address": address, "port": self.port})
+        return self.port
+
+    async def set_ready(self, service_name: str, ready: bool = True) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self.health.set(service_name, status)
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stops taking calls (health reports NOT_SERVING everywhere so that load balancers move away),
+        gives in-flight calls ``grace`` seconds (drain_seconds by default), then cancels the rest."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.drain_seconds if grace is None else grace)
+        self._stopped.set()
+
+    def drain_on_signals(self, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        """Drains on SIGTERM (and Ctrl-C) instead of dying with calls in flight."""
+        loop = asyncio.get_running_loop()
+        for signum in signals:
+            loop.add_signal_handler(signum, lambda: asyncio.ensure_future(self.drain()))
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()

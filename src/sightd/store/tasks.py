@@ -1,0 +1,210 @@
+"""Tasks: v0.7's asynchronous results, persisted so that a restart loses none.
+
+A task is ``pending`` until it reaches ``success`` (with data) or ``error`` (with an error object), and
+never changes after that; these are the only states (v0.7 clients treat any other as finished). While
+pending it keeps the serialized request, so that start-up can run it again (:func:`claim_pending`); once
+done the request is dropped and an expiry date is set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sightd.app.errors import NotFoundError, quoted
+from sightd.store import scoping
+from sightd.store.database import aware, utcnow
+from sightd.store.schema import tasks
+
+PENDING, SUCCESS, ERROR = "pending", "success", "error"
+KINDS = ("recognition", "network_inference", "network_creation")
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A stored task (without its request)."""
+
+    id: int
+    tenant_id: int
+    kind: str
+    status: str
+    data: dict[str, Any] | None
+    error: dict[str, Any] | None
+    attempts: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    expires_at: dt.datetime | None
+
+    @property
+    def done(self) -> bool:
+        return self.status != PENDING
+
+
+_COLUMNS = [column for column in tasks.c if column.name != "request"]
+
+
+def _record(row: Any) -> TaskRecord:
+    return TaskRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=row.kind,
+        status=row.status,
+        data=row.data,
+        error=row.error,
+        attempts=row.attempts,
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
+        expires_at=aware(row.expires_at) if row.expires_at is not None else None,
+    )
+
+
+def parse_task_id(value: str) -> int:
+    """Task ids are decimal digits; anything else names no task."""
+    if not (value.isdigit() and value.isascii()) or len(value) > 18:
+        raise NotFoundError(f"task {quoted(value)} not found", metadata={"task_id": value[:64]})
+    return int(value)
+
+
+async def create_task(
+    connection: AsyncConnection, tenant_id: int, kind: str, request: bytes | None = None
+) -> TaskRecord:
+    """A new pending task holding the request needed to run it (again, after a restart)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown task kind {kind!r}")
+    now = utcnow()
+    inserted = await connection.execute(
+        sa.insert(tasks)
+        .values(
+            tenant_id=tenant_id, kind=kind, status=PENDING, request=request, created_at=now, updated_at=now
+        )
+        .returning(*_COLUMNS)
+    )
+    return _record(inserted.one())
+
+
+async def get_task(connection: AsyncConnection, tenant_id: int, task_id: int) -> TaskRecord:
+    row = (
+        await connection.execute(
+            sa.select(*_COLUMNS).where(tasks.c.id == task_id, tasks.c.tenant_id == tenant_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFoundError(f"task {task_id} not found", metadata={"task_id": str(task_id)})
+    return _record(row)
+
+
+async def list_tasks(
+    connection: AsyncConnection, tenant_id: int, task_ids: Sequence[int], *, offset: int = 0, limit: int = 0
+) -> tuple[int, list[TaskRecord]]:
+    """The tenant's tasks among ``task_ids``, in id order (unknown ids are left out; none: empty page)."""
+    offset, limit = scoping.page(offset, limit)
+    if not task_ids:
+        return 0, []
+    condition = sa.and_(tasks.c.tenant_id == tenant_id, tasks.c.id.in_(sorted(set(task_ids))))
+    total = await scoping.count_where(connection, tasks, condition)
+    rows = await connection.execute(
+        sa.select(*_COLUMNS).where(condition).order_by(tasks.c.id).offset(offset).limit(limit)
+    )
+    return total, [_record(row) for row in rows]
+
+
+async def get_request(connection: AsyncConnection, task_id: int) -> bytes | None:
+    """The serialized request of a pending task (None once done)."""
+    value = await connection.scalar(sa.select(tasks.c.request).where(tasks.c.id == task_id))
+    return bytes(value) if value is not None else None
+
+
+async def _finish(connection: AsyncConnection, task_id: int, ttl: float, values: Mapping[str, Any]) -> bool:
+    now = utcnow()
+    result = await connection.execute(
+        sa.update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status == PENDING)
+        .values(**values, request=None, updated_at=now, expires_at=now + dt.timedelta(seconds=ttl))
+    )
+    return bool(result.rowcount)
+
+
+async def complete_task(
+    connection: AsyncConnection, task_id: int, data: Mapping[str, Any] | None, *, ttl: float
+) -> bool:
+    """Marks a pending task successful with its data; False when it was done already (a finished task
+    never changes, so a task run twice after a restart keeps its first outcome)."""
+    return await _finish(connection, task_id, ttl, {"status": SUCCESS, "data": dict(data or {})})
+
+
+async def fail_task(
+    connection: AsyncConnection, task_id: int, error: Mapping[str, Any], *, ttl: float
+) -> bool:
+    """Marks a pending task failed; ``error`` holds code, message, reason and field_violations."""
+    return await _finish(connection, task_id, ttl, {"status": ERROR, "error": dict(error)})
+
+
+@dataclass(frozen=True)
+class PendingTask:
+    """A pending task to run again at start-up."""
+
+    record: TaskRecord
+    request: bytes | None
+
+
+async def claim_pending(
+    connection: AsyncConnection, *, max_attempts: int, ttl: float, batch: int = 500, after_id: int = 0
+) -> tuple[list[PendingTask], list[int]]:
+    """The pending tasks with ids above ``after_id`` (``batch`` at most, id order), each with one more
+    attempt counted; tasks that used up ``max_attempts`` (they were interrupted that many times, by
+    crashes for instance) are failed instead, so that one poisonous request cannot crash every start-up.
+    Returns (tasks to run, ids failed)."""
+    rows = (
+        await connection.execute(
+            sa.select(*_COLUMNS, tasks.c.request)
+            .where(tasks.c.status == PENDING, tasks.c.id > after_id)
+            .order_by(tasks.c.id)
+            .limit(batch)
+        )
+    ).all()
+    to_run: list[PendingTask] = []
+    failed: list[int] = []
+    for row in rows:
+        if row.attempts >= max_attempts:
+            await fail_task(
+                connection,
+                row.id,
+                {
+                    "code": 13,
+                    "message": f"the task was interrupted {row.attempts} times and is abandoned",
+                    "reason": "TASK_ABANDONED",
+                    "field_violations": [],
+                },
+                ttl=ttl,
+            )
+            failed.append(row.id)
+            continue
+        await connection.execute(
+            sa.update(tasks).where(tasks.c.id == row.id).values(attempts=row.attempts + 1)
+        )
+        record = _record(row)
+        to_run.append(
+            PendingTask(
+                TaskRecord(**{**record.__dict__, "attempts": row.attempts + 1}),
+                bytes(row.request) if row.request is not None else None,
+            )
+        )
+    return to_run, failed
+
+
+async def mark_attempt(connection: AsyncConnection, task_id: int) -> None:
+    """Counts a run of a task (its first run, from the request path)."""
+    await connection.execute(
+        sa.update(tasks).where(tasks.c.id == task_id).values(attempts=tasks.c.attempts + 1)
+    )
+
+
+async def expire_tasks(connection: AsyncConnection, now: dt.datetime | None = None) -> int:
+    """Deletes the finished tasks whose expiry date has passed; returns how many."""
+    result = await connection.execute(sa.delete(tasks).where(tasks.c.expires_at <= (now or utcnow())))
+    return int(result.rowcount)

@@ -1,0 +1,156 @@
+"""Tasks: the three v0.7 states, one outcome only, waiting, recovery after a restart, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from sightd.app.errors import BadRequestError, FieldViolation, NotFoundError
+from sightd.app.tasks import TaskBoard
+from sightd.store import keys
+from sightd.store import tasks as task_store
+from sightd.store.database import Database, open_database
+from sightd.store.tasks import PendingTask
+
+
+async def _tenant(database: Database, name: str = "acme") -> int:
+    async with database.write() as connection:
+        return await keys.ensure_tenant(connection, name)
+
+
+async def test_task_reaches_one_outcome_and_keeps_it(database: Database) -> None:
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=3600)
+    task = await board.create(tenant, "recognition", b"request bytes")
+    assert (task.status, task.attempts, task.expires_at) == ("pending", 0, None)
+    async with database.read() as connection:
+        assert await task_store.get_request(connection, task.id) == b"request bytes"
+    assert await board.complete(task.id, {"outputs": []})
+    assert not await board.fail(task.id, BadRequestError("too late"))
+    done = await board.get(tenant, str(task.id))
+    assert (done.status, done.data, done.error) == ("success", {"outputs": []}, None)
+    assert done.expires_at is not None
+    assert done.expires_at - done.updated_at == dt.timedelta(seconds=3600)
+    async with database.read() as connection:
+        assert await task_store.get_request(connection, task.id) is None
+
+
+async def test_failed_task_keeps_code_message_and_fields(database: Database) -> None:
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=60)
+    task = await board.create(tenant, "recognition")
+    error = BadRequestError(
+        "bad image", reason="INVALID_IMAGE", violations=[FieldViolation("inputs[0]", "corrupt")]
+    )
+    await board.fail(task.id, error)
+    failed = await board.get(tenant, str(task.id))
+    assert failed.status == "error"
+    assert failed.data is None
+    assert failed.error == {
+        "code": 3,
+        "message": "bad image",
+        "reason": "INVALID_IMAGE",
+        "field_violations": [{"field": "inputs[0]", "description": "corrupt"}],
+    }
+
+
+async def test_tasks_are_private_to_their_tenant(database: Database) -> None:
+    acme, globex = await _tenant(database), await _tenant(database, "globex")
+    board = TaskBoard(database, ttl=60)
+    task = await board.create(acme, "recognition")
+    with pytest.raises(NotFoundError):
+        await board.get(globex, str(task.id))
+    with pytest.raises(NotFoundError):
+        await board.get(acme, "not-a-number")
+    assert await board.list(globex, [str(task.id)]) == (0, [])
+    count, listed = await board.list(acme, [str(task.id), "999999", "junk"])
+    assert (count, [t.id for t in listed]) == (1, [task.id])
+    assert await board.list(acme, []) == (0, [])
+
+
+async def test_wait_returns_as_soon_as_the_task_completes(database: Database) -> None:
+    tenant = await _tenant(database)
+    # A long poll interval: only the in-process notification can end the wait early.
+    board = TaskBoard(database, ttl=60, poll_interval=30, max_wait=30)
+    task = await board.create(tenant, "recognition")
+    waiter = asyncio.create_task(board.wait(tenant, str(task.id)))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    await board.complete(task.id, {"outputs": []})
+    done = await asyncio.wait_for(waiter, 10)
+    assert done.status == "success"
+
+
+async def test_wait_sees_a_completion_by_another_process_by_polling(
+    database: Database, database_url: str
+) -> None:
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=60, poll_interval=0.05, max_wait=30)
+    task = await board.create(tenant, "recognition")
+    other_replica = await open_database(database_url)
+    try:
+        waiter = asyncio.create_task(board.wait(tenant, str(task.id)))
+        await asyncio.sleep(0.05)
+        await TaskBoard(other_replica, ttl=60).complete(task.id, {"outputs": []})
+        assert (await asyncio.wait_for(waiter, 10)).status == "success"
+    finally:
+        await other_replica.close()
+
+
+async def test_wait_gives_up_after_its_timeout_with_the_pending_task(database: Database) -> None:
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=60, poll_interval=0.01)
+    task = await board.create(tenant, "recognition")
+    assert (await board.wait(tenant, str(task.id), timeout=0.05)).status == "pending"
+
+
+async def test_recovery_resumes_pending_tasks_and_abandons_repeatedly_interrupted_ones(
+    database: Database,
+) -> None:
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=60)
+    done = await board.create(tenant, "recognition", b"done")
+    await board.complete(done.id, {})
+    pending = [await board.create(tenant, "recognition", f"req {i}".encode()) for i in range(3)]
+    seen: list[PendingTask] = []
+
+    async def interrupted(task: PendingTask) -> None:
+        seen.append(task)  # a crash: the task stays pending
+
+    for attempt in (1, 2):
+        seen.clear()
+        report = await board.recover(interrupted, max_attempts=2)
+        assert (report.resumed, report.abandoned) == (3, 0)
+        assert [(t.record.id, t.request, t.record.attempts) for t in seen] == [
+            (t.id, f"req {i}".encode(), attempt) for i, t in enumerate(pending)
+        ]
+
+    async def runs(task: PendingTask) -> None:
+        await board.complete(task.record.id, {"ran": True})
+
+    report = await board.recover(runs, max_attempts=2)
+    assert (report.resumed, report.abandoned) == (0, 3)
+    for task in pending:
+        failed = await board.get(tenant, str(task.id))
+        assert failed.status == "error"
+        assert failed.error is not None
+        assert failed.error["reason"] == "TASK_ABANDONED"
+    assert (await board.get(tenant, str(done.id))).data == {}
+
+
+async def test_only_finished_tasks_past_their_expiry_are_deleted(database: Database) -> None:
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=60)
+    running = await board.create(tenant, "recognition")
+    old = await board.create(tenant, "recognition")
+    await board.complete(old.id, {})
+    async with database.write() as connection:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=61)
+        assert await task_store.expire_tasks(connection, later) == 1
+    with pytest.raises(NotFoundError):
+        await board.get(tenant, str(old.id))
+    assert (await board.get(tenant, str(running.id))).status == "pending"
+    # Ids are never reused, so an expired task's id never names another task.
+    assert (await board.create(tenant, "recognition")).id > old.id

@@ -1,0 +1,180 @@
+"""URL inputs: fetched from a real HTTP server on 127.0.0.1, allowed explicitly; refused otherwise."""
+
+from __future__ import annotations
+
+import http.server
+import ipaddress
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from sightd.sources.fetch import FetchError, FetchPolicy, UrlFetcher, check_addresses, fetch_blocking
+
+IMAGE = os.urandom(200_000)
+ALLOW_LOOPBACK = FetchPolicy(allowed_hosts=("127.0.0.1",), timeout=5.0, max_bytes=1 << 20)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    hang = threading.Event()
+
+    def do_GET(self) -> None:
+        port = self.server.server_address[1]
+        if self.path == "/image.jpg":
+            self._send(200, IMAGE)
+        elif self.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for start in range(0, len(IMAGE), 50_000):
+                piece = IMAGE[start : start + 50_000]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/redirect":
+            self._redirect(f"http://127.0.0.1:{port}/image.jpg")
+        elif self.path == "/relative-redirect":
+            self._redirect("/image.jpg")
+        elif self.path == "/redirect-to-metadata":
+            self._redirect("http://169.254.169.254/latest/meta-data/")
+        elif self.path == "/loop":
+            self._redirect("/loop")
+        elif self.path == "/slow":
+            self.hang.wait(30)
+        else:
+            self._send(404, b"missing")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    _Handler.hang.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_allowed_loopback_server_is_fetched(server: str) -> None:
+    assert fetch_blocking(f"{server}/image.jpg", ALLOW_LOOPBACK) == IMAGE
+    assert fetch_blocking(f"{server}/chunked", ALLOW_LOOPBACK) == IMAGE
+
+
+async def test_async_fetcher_runs_off_the_event_loop(server: str) -> None:
+    fetcher = UrlFetcher(ALLOW_LOOPBACK, workers=2)
+    try:
+        assert await fetcher.fetch(f"{server}/image.jpg") == IMAGE
+    finally:
+        fetcher.close()
+
+
+def test_loopback_is_refused_unless_allowed(server: str) -> None:
+    with pytest.raises(FetchError) as refused:
+        fetch_blocking(f"{server}/image.jpg", FetchPolicy(), field="inputs[0].image.source")
+    assert refused.value.reason == "URL_REFUSED"
+    assert refused.value.violations[0].field == "inputs[0].image.source"
+
+
+def test_allowed_network_admits_the_whole_range(server: str) -> None:
+    assert fetch_blocking(f"{server}/image.jpg", FetchPolicy(allowed_hosts=("127.0.0.0/8",))) == IMAGE
+
+
+def test_every_address_of_a_name_is_checked(server: str) -> None:
+    # "localhost" resolves to 127.0.0.1 and, on most machines, ::1 too: allowing 127.0.0.1 alone must not
+    # let the name through when one of its addresses is not allowed.
+    port = server.rsplit(":", 1)[1]
+    only_v6 = FetchPolicy(allowed_hosts=("::1",))
+    with pytest.raises(FetchError) as refused:
+        fetch_blocking(f"http://localhost:{port}/image.jpg", only_v6)
+    assert refused.value.reason == "URL_REFUSED"
+    # Allowed by name: any of its addresses.
+    assert (
+        fetch_blocking(f"http://localhost:{port}/image.jpg", FetchPolicy(allowed_hosts=("localhost",)))
+        == IMAGE
+    )
+
+
+def test_redirects_are_followed_and_checked_again(server: str) -> None:
+    assert fetch_blocking(f"{server}/redirect", ALLOW_LOOPBACK) == IMAGE
+    assert fetch_blocking(f"{server}/relative-redirect", ALLOW_LOOPBACK) == IMAGE
+    with pytest.raises(FetchError) as refused:
+        fetch_blocking(f"{server}/redirect-to-metadata", ALLOW_LOOPBACK)
+    assert refused.value.reason == "URL_REFUSED"
+    assert "169.254.169.254" in refused.value.message
+    with pytest.raises(FetchError, match="redirects"):
+        fetch_blocking(f"{server}/loop", ALLOW_LOOPBACK)
+
+
+def test_size_limit_applies_with_and_without_content_length(server: str) -> None:
+    small = FetchPolicy(allowed_hosts=("127.0.0.1",), max_bytes=len(IMAGE) - 1)
+    for path in ("/image.jpg", "/chunked"):
+        with pytest.raises(FetchError) as refused:
+            fetch_blocking(f"{server}{path}", small)
+        assert refused.value.reason == "IMAGE_TOO_LARGE"
+
+
+def test_http_errors_and_timeouts_are_reported(server: str) -> None:
+    with pytest.raises(FetchError, match="404") as missing:
+        fetch_blocking(f"{server}/nothing", ALLOW_LOOPBACK)
+    assert missing.value.reason == "URL_FETCH_FAILED"
+    impatient = FetchPolicy(allowed_hosts=("127.0.0.1",), timeout=0.3)
+    with pytest.raises(FetchError) as slow:
+        fetch_blocking(f"{server}/slow", impatient)
+    assert slow.value.reason == "URL_TIMEOUT"
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/x.jpg", "http:///nohost", "gopher://127.0.0.1/"]
+)
+def test_other_schemes_are_refused(url: str) -> None:
+    with pytest.raises(FetchError) as refused:
+        fetch_blocking(url, ALLOW_LOOPBACK)
+    assert refused.value.reason == "URL_REFUSED"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
+def test_non_public_addresses_are_refused(address: str) -> None:
+    with pytest.raises(FetchError):
+        check_addresses("example.test", [ipaddress.ip_address(address)], FetchPolicy())
+
+
+def test_a_name_with_one_private_address_among_public_ones_is_refused() -> None:
+    public, private = ipaddress.ip_address("93.184.216.34"), ipaddress.ip_address("10.0.0.5")
+    assert check_addresses("example.test", [public], FetchPolicy()) == [public]
+    with pytest.raises(FetchError):
+        check_addresses("example.test", [public, private], FetchPolicy())
+    allowed = FetchPolicy(allowed_hosts=("10.0.0.0/24",))
+    assert check_addresses("example.test", [public, private], allowed) == [public, private]
