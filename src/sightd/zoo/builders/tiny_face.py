@@ -106,9 +106,7 @@ def build(tensors: dict[str, np.ndarray]) -> onnx.ModelProto:
     objectness = g.op(
         "Slice", [x, g.ints("start", [4]), g.ints("end", [5]), g.ints("axis", [2])], "objectness"
     )
-    class_logit = g.op(
-        "Mul", [objectness, g.const("zero", np.array(0.0, np.float32))], "class_logit"
-    )
+    class_logit = g.op("Mul", [objectness, g.const("zero", np.array(0.0, np.float32))], "class_logit")
     x = g.op("Concat", [x, class_logit], "with_class", axis=2)
     x = g.op("Reshape", [x, g.ints("shape", [0, anchors * 6, grid, grid])], "region_layout")
     g.output(OUTPUT, x, ["N", anchors * 6, grid, grid])
