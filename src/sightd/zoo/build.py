@@ -115,10 +115,6 @@ def _up_to_date(layout: Layout, network: catalog.Network, recorded: dict[str, An
     return actual if actual == recorded.get("sha256") else None
 
 
-def convert(network: catalog.Network, sources: _Sources) -> onnx.ModelProto:
-    return converters.CONVERTERS[network.converter]([sources.read(s) for s in network.sources])
-
-
 def build(
     dest: Path | None = None,
     *,
@@ -152,8 +148,9 @@ def build(
             sha = kept
             say(f"{prefix}: up to date ({path.stat().st_size / 1e6:.1f} MB, sha256 {sha[:16]})")
         else:
+            inputs = [sources.read(s) for s in network.sources]  # fetched first, with their own messages
             say(f"{prefix}: converting ({network.converter})")
-            data = serialize(convert(network, sources))
+            data = serialize(converters.CONVERTERS[network.converter](inputs))
             sha = artifacts.sha256_of_bytes(data)
             write_atomically(path, data)
             say(
