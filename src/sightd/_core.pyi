@@ -315,3 +315,136 @@ class BatchPreprocessor:
 # --- pipeline (bind_pipeline.cpp) ---
 
 # --- postprocess (bind_postprocess.cpp) ---
+
+class RoiType:
+    NONE: RoiType
+    BBOX: RoiType
+
+class Activation:
+    NONE: Activation
+    SOFTMAX: Activation
+    SIGMOID: Activation
+
+class DetectionFormat:
+    ANCHORED: DetectionFormat
+    DIRECT: DetectionFormat
+    YOLO: DetectionFormat
+
+class SpecLabel:
+    id: int
+    name: str
+    def __init__(self, id: int, name: str) -> None: ...
+
+class LabelsSpec:
+    roi: RoiType
+    exclusive: bool
+    labels: list[SpecLabel]
+    def __init__(self) -> None: ...
+
+class ClassificationOutput:
+    output_tensor: str
+    activation: Activation
+    def __init__(self) -> None: ...
+
+class AnchoredOutput:
+    anchors_tensor: str
+    scores_tensor: str
+    offsets_tensor: str
+    legacy_plus_one: bool
+    def __init__(self) -> None: ...
+
+class DirectOutput:
+    boxes_tensor: str
+    scores_tensor: str
+    classes_tensor: str
+    num_detections_tensor: str
+    def __init__(self) -> None: ...
+
+class YoloHead:
+    output_tensor: str
+    anchors: list[float]
+    def __init__(self, output_tensor: str, anchors: list[float]) -> None: ...
+
+class YoloOutput:
+    heads: list[YoloHead]
+    class_activation: Activation
+    def __init__(self) -> None: ...
+
+class DetectionOutput:
+    format: DetectionFormat
+    anchored: AnchoredOutput
+    direct: DirectOutput
+    yolo: YoloOutput
+    discard_threshold: float
+    nms_threshold: float
+    normalize_wrt_tensor: str
+    nms_class_agnostic: bool
+    def __init__(self) -> None: ...
+
+class PostProcessingConfig:
+    """A spec output plus its post-processing (postprocess.hpp); fields are copied in and out."""
+
+    spec: LabelsSpec
+    classification: ClassificationOutput
+    detection: DetectionOutput
+    thresholds: list[float]
+    class_indices: list[int]
+    def __init__(self) -> None: ...
+
+class BBox:
+    @property
+    def xmin(self) -> float: ...
+    @property
+    def ymin(self) -> float: ...
+    @property
+    def xmax(self) -> float: ...
+    @property
+    def ymax(self) -> float: ...
+
+class Prediction:
+    @property
+    def label_index(self) -> int: ...
+    @property
+    def label_id(self) -> int: ...
+    @property
+    def label_name(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def region_id(self) -> int: ...
+    @property
+    def bbox(self) -> BBox: ...
+
+class LabelsResult:
+    @property
+    def has_roi(self) -> bool: ...
+    @property
+    def predicted(self) -> list[Prediction]: ...
+    @property
+    def discarded(self) -> list[Prediction]: ...
+
+class PostProcessor:
+    """Prepared post-processing of one spec output; process() releases the GIL and is thread-safe."""
+
+    def __init__(self, config: PostProcessingConfig) -> None: ...
+    @property
+    def thresholds(self) -> list[float]: ...
+    @property
+    def required_tensors(self) -> list[str]: ...
+    def process(
+        self,
+        outputs: dict[str, NDArray[Any]],
+        transform: Transform,
+        show_discarded: bool = False,
+        max_predictions: int = -1,
+    ) -> LabelsResult: ...
+
+def nms(
+    boxes: NDArray[Any],
+    scores: NDArray[Any],
+    classes: NDArray[Any] | None = None,
+    iou_threshold: float = 0.3,
+) -> NDArray[np.int64]:
+    """Greedy NMS of boxes [N, 4] (x1, y1, x2, y2): kept indices by decreasing score (see nms.hpp)."""
