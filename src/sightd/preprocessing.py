@@ -45,8 +45,23 @@ LETTERBOX_ALIGNS = {"CENTER": _core.LetterboxAlign.CENTER, "TOP_LEFT": _core.Let
 
 MAX_SIDE = 16384
 IMAGE_FIELDS = frozenset(
-    "resize_type data_type dimension_order pixel_scaling mean_file target_size color_channels mean std "
-    "crop_ratio pad_value letterbox_align max_size stride interpolation".split()
+    [
+        "resize_type",
+        "data_type",
+        "dimension_order",
+        "pixel_scaling",
+        "mean_file",
+        "target_size",
+        "color_channels",
+        "mean",
+        "std",
+        "crop_ratio",
+        "pad_value",
+        "letterbox_align",
+        "max_size",
+        "stride",
+        "interpolation",
+    ]
 )
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*(?:[xX]\s*(\d{1,6})\s*)?$")
 _REFERENCE = re.compile(r"^(.+)\.(\d+)$")
