@@ -1,8 +1,9 @@
 # Type stubs of the compiled core (cpp/bindings). Each part of the core keeps its stubs in its own section.
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import NDArray
 from typing_extensions import Buffer
 
@@ -107,6 +108,207 @@ def apply_roi(
     """The roi's crop of an HxWx3 uint8 image (a view for bbox and trimming) and its Transform."""
 
 # --- preprocess (bind_preprocess.cpp) ---
+class ResizeType:
+    SQUASH: ResizeType
+    CROP: ResizeType
+    NETWORK: ResizeType
+    LETTERBOX: ResizeType
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class DataType:
+    FLOAT32: DataType
+    UINT8: DataType
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class DimensionOrder:
+    NCHW: DimensionOrder
+    NHWC: DimensionOrder
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class ColorChannels:
+    BGR: ColorChannels
+    RGB: ColorChannels
+    L: ColorChannels
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class Interpolation:
+    LINEAR: Interpolation
+    AREA: Interpolation
+    CUBIC: Interpolation
+    NEAREST: Interpolation
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class LetterboxAlign:
+    CENTER: LetterboxAlign
+    TOP_LEFT: LetterboxAlign
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class MeanImage:
+    """A mean file's values, planar (C, H, W); per channel when H = W = 1."""
+
+    def __init__(self, values: npt.ArrayLike) -> None: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def values(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def per_channel(self) -> bool: ...
+
+def parse_mean_file(content: bytes) -> MeanImage:
+    """Caffe .binaryproto or NumPy .npy; raises InvalidArgumentError (field "mean_file")."""
+
+class ImageInputSpec:
+    """One image input (preprocess.hpp); list fields are copies: assign whole lists."""
+
+    tensor_name: str
+    input_index: int
+    resize_type: ResizeType
+    data_type: DataType
+    dimension_order: DimensionOrder
+    pixel_scaling: float
+    mean_file: MeanImage | None
+    target_width: int
+    target_height: int
+    color_channels: ColorChannels
+    mean: list[float]
+    std: list[float]
+    crop_ratio: float
+    pad_value: list[float]
+    letterbox_align: LetterboxAlign
+    max_size: int
+    stride: int
+    interpolation: Interpolation
+    def __init__(self) -> None: ...
+    @property
+    def channel_count(self) -> int: ...
+
+class ConstantValue:
+    """A number, or dimension `dimension` of image input `tensor_name`'s per-image tensor."""
+
+    number: float
+    tensor_name: str
+    dimension: int
+    @overload
+    def __init__(self, number: float) -> None: ...
+    @overload
+    def __init__(self, tensor_name: str, dimension: int) -> None: ...
+
+class ConstantInputSpec:
+    tensor_name: str
+    input_index: int
+    shape: list[int]
+    data: list[ConstantValue]
+    def __init__(self) -> None: ...
+
+class PreprocessingSpec:
+    image_inputs: list[ImageInputSpec]
+    constant_inputs: list[ConstantInputSpec]
+    batched_output: bool
+    def __init__(self) -> None: ...
+
+def validate_preprocessing(spec: PreprocessingSpec) -> None:
+    """Raises InvalidArgumentError naming the field."""
+
+class ResizePlan:
+    @property
+    def resized_width(self) -> int: ...
+    @property
+    def resized_height(self) -> int: ...
+    @property
+    def offset_x(self) -> int: ...
+    @property
+    def offset_y(self) -> int: ...
+    @property
+    def tensor_width(self) -> int: ...
+    @property
+    def tensor_height(self) -> int: ...
+
+def plan_resize(spec: ImageInputSpec, src_width: int, src_height: int) -> ResizePlan: ...
+def image_tensor_shape(spec: ImageInputSpec, plan: ResizePlan) -> list[int]: ...
+def neutral_colour(spec: ImageInputSpec) -> tuple[float, float, float] | None:
+    """The (B, G, R) pixel colour preprocessing maps to zero; None without a mean."""
+
+class ImagePreprocessor:
+    def __init__(self, spec: ImageInputSpec) -> None: ...
+    @property
+    def spec(self) -> ImageInputSpec: ...
+    def write(self, bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[Any], Transform]:
+        """One image's tensor (no batch dimension) from (H, W, 3) uint8 BGR pixels, and its transform."""
+
+class PreparedImage:
+    """One image of a prepared batch: ok, or why it failed (that image alone)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode | None: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def transforms(self) -> list[Transform]:
+        """One per image input, in the spec's order; empty when not ok."""
+    @property
+    def group(self) -> int: ...
+    @property
+    def row(self) -> int: ...
+
+class PreparedGroup:
+    @property
+    def images(self) -> list[int]:
+        """Indices into the request list, in row order."""
+    @property
+    def feeds(self) -> dict[str, npt.NDArray[Any]]:
+        """Image inputs then constant inputs, by tensor name; the first dimension is the group's size."""
+
+class PreparedBatch:
+    @property
+    def images(self) -> list[PreparedImage]: ...
+    @property
+    def groups(self) -> list[PreparedGroup]: ...
+
+class BatchPreprocessor:
+    def __init__(
+        self,
+        spec: PreprocessingSpec,
+        *,
+        reduced_decoding: bool = False,
+        max_pixels: int = 100_000_000,
+        threads: int | None = None,
+    ) -> None: ...
+    @property
+    def spec(self) -> PreprocessingSpec: ...
+    def prepare(self, images: Sequence[tuple[Buffer, Roi | None]]) -> PreparedBatch:
+        """Decodes and preprocesses the images into same-shape groups (GIL released; see batch.hpp)."""
 
 # --- engine (bind_engine.cpp) ---
 
