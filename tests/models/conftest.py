@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from sightd.zoo import build, installed
+
+# The post-processing tests' NumPy reference and comparison helpers (tests/core) also serve the tests here
+# that decode real model outputs, also when tests/models runs alone.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 
 
 @pytest.fixture(scope="session")

@@ -298,6 +298,8 @@ MODELS: dict[str, PublicModel] = {
                         "boxes_tensor": "detection_boxes",
                         "scores_tensor": "detection_scores",
                         "classes_tensor": "detection_classes",
+                        # Only the first num_detections rows are detections (TF OD API convention).
+                        "num_detections_tensor": "num_detections",
                     },
                     "discard_threshold": 0.025,
                     "nms_threshold": 0.45,
