@@ -20,13 +20,14 @@ PROTO_STAMP := src/sightd/v1/.generated
 BUF_VERSION := 1.75.0
 BUF := .deps/buf/node_modules/.bin/buf
 
-.PHONY: help run test setup system-deps protos lint pytest asan bench lock clean
+.PHONY: help run test setup system-deps protos lint pytest asan bench bench-peers lock clean
 
 help:
 	@echo "make run    install what is missing, build, prepare the public models, start sightd"
 	@echo "make test   the same set-up, then lint, type checks and the whole test suite"
 	@echo "make asan   the corrupt-image corpus through an AddressSanitizer build of the core"
 	@echo "make bench  the benchmarks under bench/ (prints ratios; not pass/fail)"
+	@echo "make bench-peers  optional benchmark peers (torchvision, ~5.5 GB) into the venv"
 
 # --- set-up -----------------------------------------------------------------------------------------
 system-deps:
@@ -94,6 +95,9 @@ asan: system-deps .deps/onnxruntime/include/onnxruntime_cxx_api.h $(VENV)/.requi
 
 bench: setup
 	for script in bench/*.py; do $(PY) $$script; done
+
+bench-peers: $(VENV)/.requirements
+	$(PIP) install -q -r bench/requirements-peers.txt
 
 lock:
 	rm -rf .lock-venv && $(PYTHON_SYSTEM) -m venv .lock-venv

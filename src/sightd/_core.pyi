@@ -1,8 +1,11 @@
 # Type stubs of the compiled core (cpp/bindings). Each part of the core keeps its stubs in its own section.
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
+import numpy as np
 import numpy.typing as npt
+from numpy.typing import NDArray
+from typing_extensions import Buffer
 
 class ErrorCode:
     INVALID_ARGUMENT: ErrorCode
@@ -31,8 +34,281 @@ class Transform:
     def to_image_y(self, tensor_y: float) -> float: ...
 
 # --- image (bind_image.cpp) ---
+# Decoding and regions of interest; docs/images.md has the conversions, limits and rounding rules.
+
+class ImageFormat:
+    JPEG: ImageFormat
+    PNG: ImageFormat
+    BMP: ImageFormat
+    WEBP: ImageFormat
+    TIFF: ImageFormat
+    PNM: ImageFormat
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+class ImageHeader:
+    """Format, size (as stored), EXIF orientation and sample layout, read without decoding pixels."""
+
+    @property
+    def format(self) -> ImageFormat: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def orientation(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def bit_depth(self) -> int: ...
+    @property
+    def oriented_width(self) -> int: ...
+    @property
+    def oriented_height(self) -> int: ...
+
+def read_image_header(data: Buffer) -> ImageHeader:
+    """Raises ImageError for empty, unrecognised, corrupt or truncated headers."""
+
+def check_pixel_limit(header: ImageHeader, max_pixels: int) -> None:
+    """Raises ImageTooLargeError when width * height > max_pixels."""
+
+def decode_image(
+    data: Buffer,
+    *,
+    max_pixels: int = 100_000_000,
+    min_width: int = 0,
+    min_height: int = 0,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> tuple[NDArray[np.uint8], int]:
+    """(HxWx3 uint8 BGR image, JPEG reduction 1/2/4/8). `background` is (B, G, R) under transparency;
+    min_width/min_height (oriented pixels) allow a reduced JPEG decode. Releases the GIL."""
+
+class Roi:
+    bbox: tuple[float, float, float, float] | None
+    polygon: list[tuple[float, float]]
+    crop_uniform_background: bool
+    uniform_tolerance: int
+    def __init__(
+        self,
+        *,
+        bbox: tuple[float, float, float, float] | None = None,
+        polygon: Sequence[tuple[float, float]] | None = None,
+        crop_uniform_background: bool = False,
+        uniform_tolerance: int = 8,
+    ) -> None: ...
+
+def validate_roi(roi: Roi) -> None:
+    """Raises InvalidArgumentError naming the field ("bbox.xmin", "polygon[2].y", ...)."""
+
+def apply_roi(
+    bgr: NDArray[np.uint8], roi: Roi, fill: tuple[float, float, float] | None = None
+) -> tuple[NDArray[np.uint8], Transform]:
+    """The roi's crop of an HxWx3 uint8 image (a view for bbox and trimming) and its Transform."""
 
 # --- preprocess (bind_preprocess.cpp) ---
+class ResizeType:
+    SQUASH: ResizeType
+    CROP: ResizeType
+    NETWORK: ResizeType
+    LETTERBOX: ResizeType
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class DataType:
+    FLOAT32: DataType
+    UINT8: DataType
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class DimensionOrder:
+    NCHW: DimensionOrder
+    NHWC: DimensionOrder
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class ColorChannels:
+    BGR: ColorChannels
+    RGB: ColorChannels
+    L: ColorChannels
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class Interpolation:
+    LINEAR: Interpolation
+    AREA: Interpolation
+    CUBIC: Interpolation
+    NEAREST: Interpolation
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class LetterboxAlign:
+    CENTER: LetterboxAlign
+    TOP_LEFT: LetterboxAlign
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+    def __init__(self, value: int) -> None: ...
+
+class MeanImage:
+    """A mean file's values, planar (C, H, W); per channel when H = W = 1."""
+
+    def __init__(self, values: npt.ArrayLike) -> None: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def values(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def per_channel(self) -> bool: ...
+
+def parse_mean_file(content: bytes) -> MeanImage:
+    """Caffe .binaryproto or NumPy .npy; raises InvalidArgumentError (field "mean_file")."""
+
+class ImageInputSpec:
+    """One image input (preprocess.hpp); list fields are copies: assign whole lists."""
+
+    tensor_name: str
+    input_index: int
+    resize_type: ResizeType
+    data_type: DataType
+    dimension_order: DimensionOrder
+    pixel_scaling: float
+    mean_file: MeanImage | None
+    target_width: int
+    target_height: int
+    color_channels: ColorChannels
+    mean: list[float]
+    std: list[float]
+    crop_ratio: float
+    pad_value: list[float]
+    letterbox_align: LetterboxAlign
+    max_size: int
+    stride: int
+    interpolation: Interpolation
+    def __init__(self) -> None: ...
+    @property
+    def channel_count(self) -> int: ...
+
+class ConstantValue:
+    """A number, or dimension `dimension` of image input `tensor_name`'s per-image tensor."""
+
+    number: float
+    tensor_name: str
+    dimension: int
+    @overload
+    def __init__(self, number: float) -> None: ...
+    @overload
+    def __init__(self, tensor_name: str, dimension: int) -> None: ...
+
+class ConstantInputSpec:
+    tensor_name: str
+    input_index: int
+    shape: list[int]
+    data: list[ConstantValue]
+    def __init__(self) -> None: ...
+
+class PreprocessingSpec:
+    image_inputs: list[ImageInputSpec]
+    constant_inputs: list[ConstantInputSpec]
+    batched_output: bool
+    def __init__(self) -> None: ...
+
+def validate_preprocessing(spec: PreprocessingSpec) -> None:
+    """Raises InvalidArgumentError naming the field."""
+
+class ResizePlan:
+    @property
+    def resized_width(self) -> int: ...
+    @property
+    def resized_height(self) -> int: ...
+    @property
+    def offset_x(self) -> int: ...
+    @property
+    def offset_y(self) -> int: ...
+    @property
+    def tensor_width(self) -> int: ...
+    @property
+    def tensor_height(self) -> int: ...
+
+def plan_resize(spec: ImageInputSpec, src_width: int, src_height: int) -> ResizePlan: ...
+def image_tensor_shape(spec: ImageInputSpec, plan: ResizePlan) -> list[int]: ...
+def neutral_colour(spec: ImageInputSpec) -> tuple[float, float, float] | None:
+    """The (B, G, R) pixel colour preprocessing maps to zero; None without a mean."""
+
+class ImagePreprocessor:
+    def __init__(self, spec: ImageInputSpec) -> None: ...
+    @property
+    def spec(self) -> ImageInputSpec: ...
+    def write(self, bgr: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[Any], Transform]:
+        """One image's tensor (no batch dimension) from (H, W, 3) uint8 BGR pixels, and its transform."""
+
+class PreparedImage:
+    """One image of a prepared batch: ok, or why it failed (that image alone)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode | None: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def transforms(self) -> list[Transform]:
+        """One per image input, in the spec's order; empty when not ok."""
+    @property
+    def group(self) -> int: ...
+    @property
+    def row(self) -> int: ...
+
+class PreparedGroup:
+    @property
+    def images(self) -> list[int]:
+        """Indices into the request list, in row order."""
+    @property
+    def feeds(self) -> dict[str, npt.NDArray[Any]]:
+        """Image inputs then constant inputs, by tensor name; the first dimension is the group's size."""
+
+class PreparedBatch:
+    @property
+    def images(self) -> list[PreparedImage]: ...
+    @property
+    def groups(self) -> list[PreparedGroup]: ...
+
+class BatchPreprocessor:
+    def __init__(
+        self,
+        spec: PreprocessingSpec,
+        *,
+        reduced_decoding: bool = False,
+        max_pixels: int = 100_000_000,
+        threads: int | None = None,
+    ) -> None: ...
+    @property
+    def spec(self) -> PreprocessingSpec: ...
+    def prepare(self, images: Sequence[tuple[Buffer, Roi | None]]) -> PreparedBatch:
+        """Decodes and preprocesses the images into same-shape groups (GIL released; see batch.hpp)."""
 
 # --- engine (bind_engine.cpp) ---
 def load_onnxruntime(library_path: str) -> None: ...
@@ -107,3 +383,136 @@ class ThreadPool:
     def size(self) -> int: ...
 
 # --- postprocess (bind_postprocess.cpp) ---
+
+class RoiType:
+    NONE: RoiType
+    BBOX: RoiType
+
+class Activation:
+    NONE: Activation
+    SOFTMAX: Activation
+    SIGMOID: Activation
+
+class DetectionFormat:
+    ANCHORED: DetectionFormat
+    DIRECT: DetectionFormat
+    YOLO: DetectionFormat
+
+class SpecLabel:
+    id: int
+    name: str
+    def __init__(self, id: int, name: str) -> None: ...
+
+class LabelsSpec:
+    roi: RoiType
+    exclusive: bool
+    labels: list[SpecLabel]
+    def __init__(self) -> None: ...
+
+class ClassificationOutput:
+    output_tensor: str
+    activation: Activation
+    def __init__(self) -> None: ...
+
+class AnchoredOutput:
+    anchors_tensor: str
+    scores_tensor: str
+    offsets_tensor: str
+    legacy_plus_one: bool
+    def __init__(self) -> None: ...
+
+class DirectOutput:
+    boxes_tensor: str
+    scores_tensor: str
+    classes_tensor: str
+    num_detections_tensor: str
+    def __init__(self) -> None: ...
+
+class YoloHead:
+    output_tensor: str
+    anchors: list[float]
+    def __init__(self, output_tensor: str, anchors: list[float]) -> None: ...
+
+class YoloOutput:
+    heads: list[YoloHead]
+    class_activation: Activation
+    def __init__(self) -> None: ...
+
+class DetectionOutput:
+    format: DetectionFormat
+    anchored: AnchoredOutput
+    direct: DirectOutput
+    yolo: YoloOutput
+    discard_threshold: float
+    nms_threshold: float
+    normalize_wrt_tensor: str
+    nms_class_agnostic: bool
+    def __init__(self) -> None: ...
+
+class PostProcessingConfig:
+    """A spec output plus its post-processing (postprocess.hpp); fields are copied in and out."""
+
+    spec: LabelsSpec
+    classification: ClassificationOutput
+    detection: DetectionOutput
+    thresholds: list[float]
+    class_indices: list[int]
+    def __init__(self) -> None: ...
+
+class BBox:
+    @property
+    def xmin(self) -> float: ...
+    @property
+    def ymin(self) -> float: ...
+    @property
+    def xmax(self) -> float: ...
+    @property
+    def ymax(self) -> float: ...
+
+class Prediction:
+    @property
+    def label_index(self) -> int: ...
+    @property
+    def label_id(self) -> int: ...
+    @property
+    def label_name(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def region_id(self) -> int: ...
+    @property
+    def bbox(self) -> BBox: ...
+
+class LabelsResult:
+    @property
+    def has_roi(self) -> bool: ...
+    @property
+    def predicted(self) -> list[Prediction]: ...
+    @property
+    def discarded(self) -> list[Prediction]: ...
+
+class PostProcessor:
+    """Prepared post-processing of one spec output; process() releases the GIL and is thread-safe."""
+
+    def __init__(self, config: PostProcessingConfig) -> None: ...
+    @property
+    def thresholds(self) -> list[float]: ...
+    @property
+    def required_tensors(self) -> list[str]: ...
+    def process(
+        self,
+        outputs: dict[str, NDArray[Any]],
+        transform: Transform,
+        show_discarded: bool = False,
+        max_predictions: int = -1,
+    ) -> LabelsResult: ...
+
+def nms(
+    boxes: NDArray[Any],
+    scores: NDArray[Any],
+    classes: NDArray[Any] | None = None,
+    iou_threshold: float = 0.3,
+) -> NDArray[np.int64]:
+    """Greedy NMS of boxes [N, 4] (x1, y1, x2, y2): kept indices by decreasing score (see nms.hpp)."""

@@ -20,9 +20,9 @@ struct ImageHeader {
   ImageFormat format = ImageFormat::kJpeg;
   int width = 0;        // as stored, before orientation
   int height = 0;
-  int orientation = 1;  // EXIF orientation 1..8 (1 when absent or unknown)
-  int channels = 0;     // as stored: 1 (grey), 2 (grey + alpha), 3, 4 (with alpha)
-  int bit_depth = 8;    // bits per sample as stored
+  int orientation = 1;  // EXIF orientation 1..8 (1 when absent, unknown or unreadable)
+  int channels = 0;     // as stored: 1 (grey), 2 (grey + alpha), 3 (colour, CMYK included), 4 (colour + alpha)
+  int bit_depth = 8;    // bits per sample as stored (1 for bilevel, 16, 32 for float TIFF; palettes: 8)
 
   // Size after the orientation is applied (orientations 5..8 swap width and height).
   int oriented_width() const noexcept { return orientation >= 5 ? height : width; }
@@ -39,10 +39,12 @@ struct DecodeOptions {
 };
 
 // Reads the format, size, orientation and sample layout from the first bytes. Throws Error(kInvalidImage)
-// for empty, unrecognised or truncated headers, Error(kImageTooLarge) never (see check_pixel_limit).
+// for empty, unrecognised, corrupt or truncated headers, Error(kImageTooLarge) never (see check_pixel_limit).
+// Bounds-checked and linear in the input size at worst, whatever the bytes.
 ImageHeader read_image_header(const uint8_t* data, std::size_t size);
 
-// Throws Error(kImageTooLarge) when the header's width * height exceeds options.max_pixels.
+// Throws Error(kImageTooLarge) when the header's width * height exceeds options.max_pixels
+// (Error(kInvalidArgument, "max_pixels") when that is not positive).
 void check_pixel_limit(const ImageHeader& header, const DecodeOptions& options);
 
 struct DecodedImage {
@@ -51,10 +53,12 @@ struct DecodedImage {
   ImageHeader header;
 };
 
-// Decodes to 8-bit BGR. `min_width` and `min_height` (in oriented pixels; 0 = full resolution) allow a JPEG
-// to be decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling, choosing the largest reduction that keeps
-// the decoded image at least that large. Throws Error(kInvalidImage) / Error(kImageTooLarge); never crashes
-// on hostile bytes.
+// Decodes to 8-bit BGR. `min_width` and `min_height` (in oriented pixels; 0 = no bound; both 0 = full
+// resolution) allow a JPEG to be decoded at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling, choosing the
+// largest reduction that keeps the decoded image at least that large (ceil(size / reduction) pixels); other
+// formats always decode at full resolution. Throws Error(kInvalidImage) (also for a truncated JPEG: one
+// whose data ends before its end-of-image marker) / Error(kImageTooLarge) / Error(kInvalidArgument) for
+// negative minimum sizes; never crashes on hostile bytes. Conversions and limits: docs/images.md.
 DecodedImage decode_image(const uint8_t* data, std::size_t size, const DecodeOptions& options,
                           int min_width = 0, int min_height = 0);
 

@@ -36,6 +36,9 @@ enum class LetterboxAlign { kCenter, kTopLeft };
 
 struct ImageInputSpec {
   std::string tensor_name;
+  // Position in v0.7's `inputs` list, for error field names ("inputs[2].image.mean"); -1: the position
+  // among the spec's inputs counting image inputs first, then constants.
+  int input_index = -1;
   ResizeType resize_type = ResizeType::kSquash;
   DataType data_type = DataType::kFloat32;
   DimensionOrder dimension_order = DimensionOrder::kNCHW;
@@ -67,8 +70,9 @@ struct ConstantValue {
 
 struct ConstantInputSpec {
   std::string tensor_name;
-  std::vector<int64_t> shape;  // per image; the pipeline prepends a batch dimension when the network has one
-  std::vector<ConstantValue> data;
+  int input_index = -1;  // as ImageInputSpec::input_index
+  std::vector<int64_t> shape;  // per image; batch preparation prepends a batch dimension (float32 elements)
+  std::vector<ConstantValue> data;  // row-major, as many as the shape holds
 };
 
 struct PreprocessingSpec {
@@ -117,6 +121,12 @@ class ImagePreprocessor {
   // into `destination`, one image's slot of the batch tensor (element type and layout as the spec says).
   // Completes `transform`'s scale, offset and tensor size (its image size and crop come from the roi step).
   void write(const cv::Mat& source, const ResizePlan& plan, void* destination, Transform& transform) const;
+
+  // write() in two steps, for batch preparation: it resizes while the decoded image is at hand (keeping only
+  // the small resized image) and converts once the batch's tensors exist. `resize` returns the source itself
+  // when it already has the resized size; `convert` needs `transform`'s crop rectangle set.
+  cv::Mat resize(const cv::Mat& source, const ResizePlan& plan) const;
+  void convert(const cv::Mat& resized, const ResizePlan& plan, void* destination, Transform& transform) const;
 
  private:
   struct Impl;

@@ -44,9 +44,12 @@ struct RoiResult {
   Transform transform;  // image size and crop rectangle filled in; scale 1 and no offset
 };
 
-// Applies the roi to a decoded BGR image. Pixels outside a polygon take `fill` (B, G, R; the pipeline passes
-// the network's mean colour, which preprocessing turns into zeros) or, without one, the mean colour of the
-// pixels inside the polygon. The bbox or polygon is applied first, then background trimming inside it.
+// Applies the roi to a decoded BGR image (validating it first). Pixels outside a polygon take `fill` (B, G, R,
+// rounded and clamped to 0..255; the pipeline passes the network's mean colour, which preprocessing turns
+// into zeros) or, without one, the mean colour of the pixels inside the polygon. The bbox or polygon is
+// applied first, then background trimming inside it. Pixel rounding, the polygon's rasterisation and the
+// trimming rule: docs/images.md. Throws Error(kInvalidArgument) for an image that is not non-empty CV_8UC3
+// ("image") or a non-finite fill ("fill").
 RoiResult apply_roi(const cv::Mat& bgr, const Roi& roi, const std::optional<cv::Scalar>& fill);
 
 }  // namespace sightd

