@@ -74,7 +74,7 @@ bool has_batch_dim(const PipelinePlan& plan, const TensorInfo& info, std::size_t
 
 void check_image_input(PipelinePlan& plan, const Session& session, const ImageInputSpec& spec,
                        std::size_t position) {
-  const auto field = [&](const std::string& rest) { return input_field(-1, position, rest); };
+  const auto field = [&](const std::string& rest) { return input_field(spec.input_index, position, rest); };
   const TensorInfo& info = network_input(plan, session, spec.tensor_name, field("tensor_name"));
   const ElementType type = spec.data_type == DataType::kFloat32 ? ElementType::kFloat32 : ElementType::kUint8;
   if (info.type != type) {
@@ -129,7 +129,7 @@ bool convertible_constant(ElementType type) {
 
 void check_constant_input(PipelinePlan& plan, const Session& session, const ConstantInputSpec& spec,
                           std::size_t position) {
-  const auto field = [&](const std::string& rest) { return input_field(-1, position, rest); };
+  const auto field = [&](const std::string& rest) { return input_field(spec.input_index, position, rest); };
   const TensorInfo& info = network_input(plan, session, spec.tensor_name, field("tensor_name"));
   if (!convertible_constant(info.type)) {
     throw_invalid_argument(field("tensor_name"), "network input '" + info.name + "' takes " +

@@ -7,6 +7,8 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 from typing_extensions import Buffer
 
+from sightd.errors import CoreError
+
 class ErrorCode:
     INVALID_ARGUMENT: ErrorCode
     INVALID_IMAGE: ErrorCode
@@ -381,6 +383,47 @@ class ThreadPool:
     def __init__(self, threads: int) -> None: ...
     @property
     def size(self) -> int: ...
+
+class ImageResult:
+    """One image's outcome of Pipeline.run: outputs by name (this image's rows only) and transforms, or
+    the error of this image."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def error(self) -> CoreError | None: ...
+    @property
+    def transforms(self) -> list[Transform]: ...
+    @property
+    def outputs(self) -> dict[str, npt.NDArray[Any]]: ...
+
+class Pipeline:
+    """Encoded images -> decode -> preprocess -> ONNX Runtime -> per-image outputs; run() releases the GIL."""
+
+    def __init__(
+        self,
+        session: Session,
+        spec: PreprocessingSpec,
+        output_names: Sequence[str] = ...,
+        reduced_decoding: bool = False,
+        max_pixels: int = 100000000,
+        pool: ThreadPool | None = None,
+    ) -> None: ...
+    @property
+    def output_names(self) -> list[str]: ...
+    @property
+    def max_batch(self) -> int: ...
+    @property
+    def spec(self) -> PreprocessingSpec: ...
+    def run(
+        self, images: Sequence[tuple[bytes | bytearray | memoryview | npt.NDArray[Any], Roi | None] | bytes]
+    ) -> list[ImageResult]: ...
 
 # --- postprocess (bind_postprocess.cpp) ---
 
