@@ -61,17 +61,26 @@ void fail(ImageOutcome& outcome, ErrorCode code, std::string field, std::string 
   outcome.error_field = std::move(field);
   outcome.error_message = std::move(message);
   outcome.outputs.clear();
+  outcome.constants.clear();
 }
 
 }  // namespace
 
 struct Pipeline::Impl {
   std::shared_ptr<const Session> session;
+  std::shared_ptr<ThreadPool> pool;
   BatchPreprocessor preprocessor;
   PipelinePlan plan;
 
   Impl(std::shared_ptr<const Session> s, PreprocessingSpec spec, BatchOptions options)
-      : session(std::move(s)), preprocessor(std::move(spec), std::move(options)) {}
+      : session(std::move(s)),
+        pool(options.pool ? options.pool : ThreadPool::shared()),
+        preprocessor(std::move(spec), with_pool(std::move(options), pool)) {}
+
+  static BatchOptions with_pool(BatchOptions options, const std::shared_ptr<ThreadPool>& pool) {
+    options.pool = pool;
+    return options;
+  }
 
   // One session run over rows [start, start + count) of a group; fills the outcomes of those images.
   void run_chunk(const PreparedGroup& group, std::size_t start, std::size_t count,
@@ -133,6 +142,7 @@ Pipeline::~Pipeline() = default;
 const PreprocessingSpec& Pipeline::spec() const noexcept { return impl_->preprocessor.spec(); }
 const Session& Pipeline::session() const noexcept { return *impl_->session; }
 const std::vector<std::string>& Pipeline::output_names() const noexcept { return impl_->plan.output_names; }
+const std::shared_ptr<ThreadPool>& Pipeline::pool() const noexcept { return impl_->pool; }
 int Pipeline::max_batch() const noexcept { return impl_->plan.max_batch; }
 
 std::vector<ImageOutcome> Pipeline::run(const std::vector<ImageRequest>& images) const {
@@ -147,12 +157,22 @@ std::vector<ImageOutcome> Pipeline::run(const std::vector<ImageRequest>& images)
     for (auto& outcome : outcomes) fail(outcome, ErrorCode::kInternal, "", error.what());
     return outcomes;
   }
+  const std::size_t constant_count = impl_->preprocessor.spec().constant_inputs.size();
   for (std::size_t i = 0; i < images.size(); ++i) {
     const PreparedImage& prepared = batch.images[i];
     ImageOutcome& outcome = outcomes[i];
     outcome.transforms = prepared.transforms;
     outcome.ok = prepared.ok;
-    if (!prepared.ok) fail(outcome, prepared.error_code, prepared.error_field, prepared.error_message);
+    if (!prepared.ok) {
+      fail(outcome, prepared.error_code, prepared.error_field, prepared.error_message);
+      continue;
+    }
+    // The group's feeds: image inputs first, then constants, in the spec's order.
+    const PreparedGroup& group = batch.groups[prepared.group];
+    const std::size_t first_constant = group.feeds.size() - constant_count;
+    for (std::size_t c = 0; c < constant_count; ++c) {
+      outcome.constants.push_back(group.feeds[first_constant + c].second.slice(static_cast<int64_t>(prepared.row), false));
+    }
   }
   for (const PreparedGroup& group : batch.groups) {
     const std::size_t size = group.images.size();

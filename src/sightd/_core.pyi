@@ -402,6 +402,9 @@ class ImageResult:
     def transforms(self) -> list[Transform]: ...
     @property
     def outputs(self) -> dict[str, npt.NDArray[Any]]: ...
+    @property
+    def constants(self) -> dict[str, npt.NDArray[Any]]:
+        """This image's constant inputs as fed (float32, without the batch dimension), by tensor name."""
 
 class Pipeline:
     """Encoded images -> decode -> preprocess -> ONNX Runtime -> per-image outputs; run() releases the GIL."""
@@ -424,6 +427,36 @@ class Pipeline:
     def run(
         self, images: Sequence[tuple[bytes | bytearray | memoryview | npt.NDArray[Any], Roi | None] | bytes]
     ) -> list[ImageResult]: ...
+
+class RecognitionResult:
+    """One image's outcome of Recognizer.recognize: one LabelsResult per spec output, or its error."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def error(self) -> CoreError | None: ...
+    @property
+    def outputs(self) -> list[LabelsResult]: ...
+
+class Recognizer:
+    """A Pipeline plus one PostProcessor per spec output: recognize() is decode -> preprocess -> ONNX Runtime
+    -> post-processing -> NMS for a whole batch in one call, with the GIL released."""
+
+    def __init__(self, pipeline: Pipeline, post_processors: PostProcessor | Sequence[PostProcessor]) -> None: ...
+    @property
+    def output_count(self) -> int: ...
+    def recognize(
+        self,
+        images: Sequence[tuple[Buffer, Roi | None] | Buffer],
+        show_discarded: bool = False,
+        max_predictions: int | None = None,
+    ) -> list[RecognitionResult]: ...
 
 # --- postprocess (bind_postprocess.cpp) ---
 
