@@ -448,7 +448,9 @@ class Recognizer:
     """A Pipeline plus one PostProcessor per spec output: recognize() is decode -> preprocess -> ONNX Runtime
     -> post-processing -> NMS for a whole batch in one call, with the GIL released."""
 
-    def __init__(self, pipeline: Pipeline, post_processors: PostProcessor | Sequence[PostProcessor]) -> None: ...
+    def __init__(
+        self, pipeline: Pipeline, post_processors: PostProcessor | Sequence[PostProcessor]
+    ) -> None: ...
     @property
     def output_count(self) -> int: ...
     def recognize(

@@ -126,4 +126,3 @@ def result_json(result: _core.RecognitionResult) -> dict[str, Any]:
         error = result.error
         raise error if error is not None else CoreError("recognition failed")
     return result_to_json(result.outputs)
-

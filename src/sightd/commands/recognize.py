@@ -67,7 +67,8 @@ def _models(names: list[str]) -> list[str]:
     for name in names:
         for model in sorted(catalog.MODELS) if name == "all" else [name]:
             if model not in catalog.MODELS:
-                raise ValueError(f"unknown public model {model!r} (known: {', '.join(sorted(catalog.MODELS))})")
+                known = ", ".join(sorted(catalog.MODELS))
+                raise ValueError(f"unknown public model {model!r} (known: {known})")
             if model not in models:
                 models.append(model)
     return models
