@@ -89,8 +89,9 @@ void bind_engine(py::module_& m) {
 
   py::class_<SessionOptions>(m, "SessionOptions")
       .def(py::init([](int intra_op_threads, int inter_op_threads, GraphOptimization optimization,
-                       std::string execution_provider, int device_id) {
+                       std::string execution_provider, int device_id, bool allow_spinning) {
              SessionOptions options;
+             options.allow_spinning = allow_spinning;
              options.intra_op_threads = intra_op_threads;
              options.inter_op_threads = inter_op_threads;
              options.optimization = optimization;
@@ -100,7 +101,8 @@ void bind_engine(py::module_& m) {
            }),
            py::kw_only(), py::arg("intra_op_threads") = 0, py::arg("inter_op_threads") = 0,
            py::arg("optimization") = GraphOptimization::kAll, py::arg("execution_provider") = "auto",
-           py::arg("device_id") = 0)
+           py::arg("device_id") = 0, py::arg("allow_spinning") = true)
+      .def_readwrite("allow_spinning", &SessionOptions::allow_spinning)
       .def_readwrite("intra_op_threads", &SessionOptions::intra_op_threads)
       .def_readwrite("inter_op_threads", &SessionOptions::inter_op_threads)
       .def_readwrite("optimization", &SessionOptions::optimization)

@@ -50,6 +50,9 @@ Ort::SessionOptions cpu_session_options(const SessionOptions& options) {
   // Inter-op threads only run independent branches of the graph in parallel execution mode: asking for more
   // than one means asking for that mode.
   if (options.inter_op_threads > 1) ort.SetExecutionMode(ORT_PARALLEL);
+  const char* spinning = options.allow_spinning ? "1" : "0";
+  ort.AddConfigEntry("session.intra_op.allow_spinning", spinning);
+  ort.AddConfigEntry("session.inter_op.allow_spinning", spinning);
   ort.SetGraphOptimizationLevel(ort_level(options.optimization));
   return ort;
 }

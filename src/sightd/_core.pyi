@@ -333,6 +333,7 @@ class SessionOptions:
     optimization: GraphOptimization
     execution_provider: str
     device_id: int
+    allow_spinning: bool
     def __init__(
         self,
         *,
@@ -341,6 +342,7 @@ class SessionOptions:
         optimization: GraphOptimization = ...,
         execution_provider: str = "auto",
         device_id: int = 0,
+        allow_spinning: bool = True,
     ) -> None: ...
 
 class TensorInfo:

@@ -176,6 +176,7 @@ def session_options(
     optimization: Optimization | str = "all",
     execution_provider: Provider | str = "auto",
     device_id: int = 0,
+    allow_spinning: bool = True,
 ) -> _core.SessionOptions:
     """The core's session options from keyword arguments (0 threads: ONNX Runtime's default)."""
     if optimization not in OPTIMIZATIONS:
@@ -188,6 +189,7 @@ def session_options(
         optimization=OPTIMIZATIONS[optimization],
         execution_provider=execution_provider,
         device_id=device_id,
+        allow_spinning=allow_spinning,
     )
 
 
@@ -199,6 +201,7 @@ def create_session(
     optimization: Optimization | str = "all",
     execution_provider: Provider | str = "auto",
     device_id: int = 0,
+    allow_spinning: bool = True,
 ) -> _core.Session:
     """Creates an ONNX Runtime session from a model file path or the model's bytes.
 
@@ -212,6 +215,7 @@ def create_session(
         optimization=optimization,
         execution_provider=execution_provider,
         device_id=device_id,
+        allow_spinning=allow_spinning,
     )
     load_onnxruntime()
     if execution_provider != "cpu" and CUDA_PROVIDER in _core.available_providers():

@@ -24,10 +24,11 @@ from sightd.zoo import installed
 
 __all__ = ["DEFAULT_INTRA_OP_THREADS", "Recognizer", "SessionSettings", "result_json"]
 
-# ONNX Runtime threads inside one operator for each version's session (bench/pipeline.py, docs/engine.md):
-# on the 2-core machine 2 threads give a single image ~1.5x of 1 thread and batches of 4-8 about the same,
-# while a server with many versions loaded wants each to stay small; 0 would take every core per session.
-DEFAULT_INTRA_OP_THREADS = 2
+# Each version's session (bench/pipeline.py, docs/engine.md): two intra-op threads, whose workers sleep
+# between operators instead of spinning. Spinning workers take the cores the decoding threads need between
+# runs (half the throughput on 2 cores); more threads per session oversubscribe a server with many versions.
+DEFAULT_INTRA_OP_THREADS = min(2, os.cpu_count() or 1)
+DEFAULT_ALLOW_SPINNING = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class SessionSettings:
     optimization: engine.Optimization = "all"
     execution_provider: engine.Provider = "auto"
     device_id: int = 0
+    allow_spinning: bool = DEFAULT_ALLOW_SPINNING
 
 
 class Recognizer:
@@ -77,6 +79,7 @@ class Recognizer:
             optimization=settings.optimization,
             execution_provider=settings.execution_provider,
             device_id=settings.device_id,
+            allow_spinning=settings.allow_spinning,
         )
         # Only the outputs post-processing reads are computed and copied out; the other tensors it reads
         # are constant inputs (im_info), which the Recognizer takes from the preprocessing.

@@ -304,6 +304,15 @@ def test_model_from_path_and_from_bytes_agree(tmp_path: Path) -> None:
     np.testing.assert_allclose(from_path.run({"x": x})[0], from_bytes.run({"x": x})[0], rtol=1e-6)
 
 
+def test_workers_that_do_not_spin_compute_the_same() -> None:
+    model = graphs.matmul_chain(size=64, depth=3)
+    x = np.random.default_rng(4).standard_normal((4, 64)).astype(np.float32)
+    assert engine.session_options().allow_spinning
+    assert not engine.session_options(allow_spinning=False).allow_spinning
+    sleeping = engine.create_session(model, intra_op_threads=2, allow_spinning=False)
+    np.testing.assert_allclose(sleeping.run({"x": x})[0], reference(model, {"x": x})[0], rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [

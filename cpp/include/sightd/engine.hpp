@@ -48,6 +48,10 @@ struct SessionOptions {
   GraphOptimization optimization = GraphOptimization::kAll;
   std::string execution_provider = "auto";  // "auto": CUDA when usable, else CPU; "cpu"; "cuda"
   int device_id = 0;
+  // ONNX Runtime's intra-op workers spin for a while after each operator, waiting for the next one (its
+  // default). false puts them to sleep at once: slightly slower runs, but no cores burnt while the threads
+  // that decode and preprocess work between runs (see docs/engine.md).
+  bool allow_spinning = true;
 };
 
 class Session {
