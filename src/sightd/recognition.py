@@ -17,7 +17,7 @@ from typing import Any
 from typing_extensions import Buffer
 
 from sightd import _core, engine
-from sightd.errors import CoreError
+from sightd.errors import CoreError, InvalidArgumentError
 from sightd.postprocessing import VersionPostProcessor, result_to_json
 from sightd.preprocessing import parse_preprocessing
 from sightd.zoo import installed
@@ -119,6 +119,8 @@ class Recognizer:
     ) -> list[_core.RecognitionResult]:
         """One result per image, in order: ``.ok`` and ``.outputs`` (one LabelsResult per spec output), or
         ``.error``. One core call for the whole batch, with the GIL released."""
+        if isinstance(max_predictions, bool):
+            raise InvalidArgumentError("must be a non-negative integer or None", field="max_predictions")
         return self.core.recognize(images, show_discarded=show_discarded, max_predictions=max_predictions)
 
 

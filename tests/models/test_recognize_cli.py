@@ -176,3 +176,14 @@ def test_network_bytes_work_as_well_as_a_path(zoo: installed.Zoo, images: dict[s
     )
     (result,) = recognizer.recognize([((images["skimage"] / "astronaut.png").read_bytes(), None)])
     assert [p.label_name for p in result.outputs[0].predicted] == ["face"]
+
+
+def test_max_predictions_must_be_a_count(zoo: installed.Zoo, images: dict[str, Path]) -> None:
+    recognizer = Recognizer.from_zoo("nsfw-v1", zoo, session=SessionSettings(intra_op_threads=1))
+    image = [((images["darknet"] / "dog.jpg").read_bytes(), None)]
+    for bad in (True, -1):
+        with pytest.raises(InvalidArgumentError) as info:
+            recognizer.recognize(image, max_predictions=bad)
+        assert info.value.field == "max_predictions"
+    (result,) = recognizer.recognize(image, max_predictions=0)
+    assert result.outputs[0].predicted == []
