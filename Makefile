@@ -23,7 +23,7 @@ BUF := .deps/buf/node_modules/.bin/buf
 .PHONY: help run test setup system-deps protos lint pytest asan bench bench-peers lock clean
 
 help:
-	@echo "make run    install what is missing, build, prepare the public models, start sightd"
+	@echo "make run    install what is missing, build, prepare the public models, recognise sample photos"
 	@echo "make test   the same set-up, then lint, type checks and the whole test suite"
 	@echo "make asan   the corrupt-image corpus through an AddressSanitizer build of the core"
 	@echo "make bench  the benchmarks under bench/ (prints ratios; not pass/fail)"
@@ -71,8 +71,14 @@ $(BUF):
 setup: system-deps $(VENV)/.sightd-built
 
 # --- the two commands -------------------------------------------------------------------------------
+# Until the server exists: build the public zoo and recognise the sample photos with every public model.
 run: setup
-	$(VENV)/bin/sightd $(if $(RUN_ARGS),$(RUN_ARGS),demo)
+ifeq ($(RUN_ARGS),)
+	$(VENV)/bin/sightd zoo build --quiet
+	$(VENV)/bin/sightd recognize --model all --samples --max-predictions 3
+else
+	$(VENV)/bin/sightd $(RUN_ARGS)
+endif
 
 test: setup lint pytest
 

@@ -6,12 +6,17 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
+
+#include "sightd/error.hpp"
 
 namespace sightd {
 
 namespace {
+
+constexpr int kMaxThreads = 1024;
 
 // One parallel_for call: indices are claimed with an atomic counter by the caller and any idle worker.
 struct Loop {
@@ -37,7 +42,11 @@ struct Loop {
     }
     if (ran == 0) return;
     std::lock_guard<std::mutex> lock(mutex);
-    if (first_error && !error) error = first_error;
+    // Hand the exception over under the lock and keep no reference to it: the caller then owns it alone and
+    // it is destroyed in the caller's thread (exception_ptr's reference count lives in the uninstrumented
+    // libstdc++, which ThreadSanitizer would otherwise not see ordered).
+    if (first_error && !error) error = std::move(first_error);
+    first_error = nullptr;
     finished += ran;
     if (finished == count) all_finished.notify_all();
   }
@@ -74,6 +83,9 @@ struct ThreadPool::Impl {
 };
 
 ThreadPool::ThreadPool(int threads) : impl_(std::make_unique<Impl>()) {
+  if (threads < 0 || threads > kMaxThreads) {
+    throw_invalid_argument("threads", "must be in 0.." + std::to_string(kMaxThreads));
+  }
   for (int i = 0; i < threads; ++i) impl_->workers.emplace_back([impl = impl_.get()] { impl->worker_main(); });
 }
 
@@ -91,7 +103,16 @@ int ThreadPool::size() const noexcept { return static_cast<int>(impl_->workers.s
 void ThreadPool::parallel_for(std::size_t count, const std::function<void(std::size_t)>& body) {
   if (count == 0) return;
   if (count == 1 || impl_->workers.empty()) {
-    for (std::size_t i = 0; i < count; ++i) body(i);
+    // Same contract as the parallel path: every iteration runs, the first exception comes out at the end.
+    std::exception_ptr first_error;
+    for (std::size_t i = 0; i < count; ++i) {
+      try {
+        body(i);
+      } catch (...) {
+        if (!first_error) first_error = std::current_exception();
+      }
+    }
+    if (first_error) std::rethrow_exception(first_error);
     return;
   }
   auto loop = std::make_shared<Loop>();
@@ -103,9 +124,14 @@ void ThreadPool::parallel_for(std::size_t count, const std::function<void(std::s
   }
   impl_->has_work.notify_all();
   loop->work();
-  std::unique_lock<std::mutex> lock(loop->mutex);
-  loop->all_finished.wait(lock, [&] { return loop->finished == loop->count; });
-  if (loop->error) std::rethrow_exception(loop->error);
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> lock(loop->mutex);
+    loop->all_finished.wait(lock, [&] { return loop->finished == loop->count; });
+    error = std::move(loop->error);
+    loop->error = nullptr;
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 std::shared_ptr<ThreadPool> ThreadPool::shared() {

@@ -1,11 +1,13 @@
 # Type stubs of the compiled core (cpp/bindings). Each part of the core keeps its stubs in its own section.
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 from typing_extensions import Buffer
+
+from sightd.errors import CoreError
 
 class ErrorCode:
     INVALID_ARGUMENT: ErrorCode
@@ -311,8 +313,154 @@ class BatchPreprocessor:
         """Decodes and preprocesses the images into same-shape groups (GIL released; see batch.hpp)."""
 
 # --- engine (bind_engine.cpp) ---
+def load_onnxruntime(library_path: str) -> None: ...
+def onnxruntime_loaded() -> bool: ...
+def onnxruntime_library_path() -> str: ...
+def onnxruntime_version() -> str: ...
+def available_providers() -> list[str]: ...
+def take_onnxruntime_log() -> list[tuple[int, str, str]]:
+    """ONNX Runtime's queued messages: (severity 2 warning / 3 error / 4 fatal, category, message)."""
+
+class GraphOptimization:
+    DISABLED: GraphOptimization
+    BASIC: GraphOptimization
+    EXTENDED: GraphOptimization
+    ALL: GraphOptimization
+
+class SessionOptions:
+    intra_op_threads: int
+    inter_op_threads: int
+    optimization: GraphOptimization
+    execution_provider: str
+    device_id: int
+    allow_spinning: bool
+    def __init__(
+        self,
+        *,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        optimization: GraphOptimization = ...,
+        execution_provider: str = "auto",
+        device_id: int = 0,
+        allow_spinning: bool = True,
+    ) -> None: ...
+
+class TensorInfo:
+    """A graph input or output: -1 in shape for a dynamic dimension, whose symbolic name is in dim_names."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    @property
+    def element_type(self) -> int: ...
+    @property
+    def shape(self) -> list[int]: ...
+    @property
+    def dim_names(self) -> list[str]: ...
+
+class Session:
+    """An ONNX Runtime session; run() is thread-safe and releases the GIL."""
+
+    @staticmethod
+    def from_path(path: str, options: SessionOptions = ...) -> Session: ...
+    @staticmethod
+    def from_bytes(model: bytes | bytearray | memoryview, options: SessionOptions = ...) -> Session: ...
+    @property
+    def inputs(self) -> list[TensorInfo]: ...
+    @property
+    def outputs(self) -> list[TensorInfo]: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def fallback_reason(self) -> str: ...
+    def run(
+        self, feeds: Mapping[str, npt.ArrayLike], output_names: Sequence[str] = ()
+    ) -> list[npt.NDArray[Any]]: ...
 
 # --- pipeline (bind_pipeline.cpp) ---
+class ThreadPool:
+    """Worker threads for decoding and preprocessing (besides the calling thread; 0 is allowed)."""
+
+    def __init__(self, threads: int) -> None: ...
+    @property
+    def size(self) -> int: ...
+
+class ImageResult:
+    """One image's outcome of Pipeline.run: outputs by name (this image's rows only) and transforms, or
+    the error of this image."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def error(self) -> CoreError | None: ...
+    @property
+    def transforms(self) -> list[Transform]: ...
+    @property
+    def outputs(self) -> dict[str, npt.NDArray[Any]]: ...
+    @property
+    def constants(self) -> dict[str, npt.NDArray[Any]]:
+        """This image's constant inputs as fed (float32, without the batch dimension), by tensor name."""
+
+class Pipeline:
+    """Encoded images -> decode -> preprocess -> ONNX Runtime -> per-image outputs; run() releases the GIL."""
+
+    def __init__(
+        self,
+        session: Session,
+        spec: PreprocessingSpec,
+        output_names: Sequence[str] = ...,
+        reduced_decoding: bool = False,
+        max_pixels: int = 100000000,
+        pool: ThreadPool | None = None,
+    ) -> None: ...
+    @property
+    def output_names(self) -> list[str]: ...
+    @property
+    def max_batch(self) -> int: ...
+    @property
+    def spec(self) -> PreprocessingSpec: ...
+    def run(
+        self, images: Sequence[tuple[bytes | bytearray | memoryview | npt.NDArray[Any], Roi | None] | bytes]
+    ) -> list[ImageResult]: ...
+
+class RecognitionResult:
+    """One image's outcome of Recognizer.recognize: one LabelsResult per spec output, or its error."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def error_code(self) -> ErrorCode: ...
+    @property
+    def error_field(self) -> str: ...
+    @property
+    def error_message(self) -> str: ...
+    @property
+    def error(self) -> CoreError | None: ...
+    @property
+    def outputs(self) -> list[LabelsResult]: ...
+
+class Recognizer:
+    """A Pipeline plus one PostProcessor per spec output: recognize() is decode -> preprocess -> ONNX Runtime
+    -> post-processing -> NMS for a whole batch in one call, with the GIL released."""
+
+    def __init__(
+        self, pipeline: Pipeline, post_processors: PostProcessor | Sequence[PostProcessor]
+    ) -> None: ...
+    @property
+    def output_count(self) -> int: ...
+    def recognize(
+        self,
+        images: Sequence[tuple[Buffer, Roi | None] | Buffer],
+        show_discarded: bool = False,
+        max_predictions: int | None = None,
+    ) -> list[RecognitionResult]: ...
 
 # --- postprocess (bind_postprocess.cpp) ---
 

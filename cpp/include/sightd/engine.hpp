@@ -14,12 +14,24 @@
 
 namespace sightd {
 
-// Loads the ONNX Runtime library at `library_path` (once per process: a second call with the same path is a
-// no-op, with another path an Error). Throws Error(kEngine) when it cannot be loaded or lacks the API.
+// Loads the ONNX Runtime library at `library_path` (once per process: a second call with the same file is a
+// no-op, with another file an Error(kInvalidArgument)) and creates the process-wide environment. Throws
+// Error(kEngine) when it cannot be loaded or lacks the C API version the core is compiled for (21: ONNX
+// Runtime 1.21 or newer). Every other function of this header needs it done first (else Error(kEngine)).
 void load_onnxruntime(const std::string& library_path);
 bool onnxruntime_loaded() noexcept;
-std::string onnxruntime_version();          // "1.32.0"
-std::vector<std::string> available_providers();  // as ONNX Runtime lists them
+std::string onnxruntime_library_path();          // the file loaded; empty before
+std::string onnxruntime_version();               // "1.32.0"
+std::vector<std::string> available_providers();  // as ONNX Runtime lists them ("CPUExecutionProvider", ...)
+
+// ONNX Runtime's own log messages (warning and above) are not printed: they wait in a bounded queue (the
+// oldest are dropped beyond 1000) until taken, so that the Python side forwards them to `logging`.
+struct LogRecord {
+  int severity = 2;  // ONNX Runtime's levels: 2 warning, 3 error, 4 fatal
+  std::string category;
+  std::string message;
+};
+std::vector<LogRecord> take_onnxruntime_log();
 
 struct TensorInfo {
   std::string name;
@@ -36,6 +48,10 @@ struct SessionOptions {
   GraphOptimization optimization = GraphOptimization::kAll;
   std::string execution_provider = "auto";  // "auto": CUDA when usable, else CPU; "cpu"; "cuda"
   int device_id = 0;
+  // ONNX Runtime's intra-op workers spin for a while after each operator, waiting for the next one (its
+  // default). false puts them to sleep at once: slightly slower runs, but no cores burnt while the threads
+  // that decode and preprocess work between runs (see docs/engine.md).
+  bool allow_spinning = true;
 };
 
 class Session {
@@ -60,8 +76,9 @@ class Session {
   std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& feeds,
                           const std::vector<std::string>& output_names) const;
 
+  struct Impl;  // opaque (cpp/src/engine_session.hpp): keeps ONNX Runtime out of the public headers
+
  private:
-  struct Impl;
   explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

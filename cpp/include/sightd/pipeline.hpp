@@ -12,6 +12,7 @@
 #include "sightd/engine.hpp"
 #include "sightd/error.hpp"
 #include "sightd/tensor.hpp"
+#include "sightd/thread_pool.hpp"
 #include "sightd/transform.hpp"
 
 namespace sightd {
@@ -26,6 +27,10 @@ struct ImageOutcome {
   // In the order of Pipeline::output_names(). With batched_output the batch dimension is removed (a view
   // into the batch's output); without it, the tensors are the network's outputs as they are.
   std::vector<Tensor> outputs;
+  // One per constant input of the preprocessing, in its order: this image's values as the batch preparation
+  // made them (float32, without the batch dimension), for post-processing that reads an input such as
+  // im_info (detection.normalize_wrt_tensor).
+  std::vector<Tensor> constants;
 };
 
 class Pipeline {
@@ -42,6 +47,8 @@ class Pipeline {
   const PreprocessingSpec& spec() const noexcept;
   const Session& session() const noexcept;
   const std::vector<std::string>& output_names() const noexcept;
+  // The pool that decodes and preprocesses (the options' pool, else ThreadPool::shared()).
+  const std::shared_ptr<ThreadPool>& pool() const noexcept;
   // Largest batch one run takes: the model's fixed batch dimension, 1 without batched_output, else 0
   // (unlimited).
   int max_batch() const noexcept;
