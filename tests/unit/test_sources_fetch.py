@@ -164,11 +164,28 @@ def test_other_schemes_are_refused(url: str) -> None:
         "fc00::1",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        # IPv6 forms that embed a private IPv4 address, reached through NAT64, SIIT or 6to4
+        "64:ff9b::127.0.0.1",
+        "64:ff9b::10.0.0.1",
+        "64:ff9b:1::a00:1",
+        "::ffff:0:a00:1",
+        "::127.0.0.1",
+        "::169.254.169.254",
+        "2002:a00:1::1",
+        "2002:7f00:1::",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     with pytest.raises(FetchError):
         check_addresses("example.test", [ipaddress.ip_address(address)], FetchPolicy())
+
+
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "2606:2800:220:1::", "64:ff9b::93.184.216.34", "2002:5db8:d822::1"]
+)
+def test_public_addresses_are_accepted(address: str) -> None:
+    parsed = ipaddress.ip_address(address)
+    assert check_addresses("example.test", [parsed], FetchPolicy()) == [parsed]
 
 
 def test_a_name_with_one_private_address_among_public_ones_is_refused() -> None:

@@ -57,16 +57,43 @@ class FetchError(BadRequestError):
     """The URL was refused or could not be fetched (INVALID_ARGUMENT: the input is at fault)."""
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits and reach it through a translator or a
+# tunnel where one exists (NAT64, SIIT, the deprecated IPv4-compatible form), so that ::7f00:1 or
+# 64:ff9b::a00:1 may lead to 127.0.0.1 or 10.0.0.1. Python counts them as global.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.IPv6Network(network) for network in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+)
+# RFC 8215's local-use NAT64 prefix, which places the IPv4 address anywhere: never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def _normalise(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _EMBEDDING_IPV4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
 def is_public(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses only."""
+    """True for globally routable unicast addresses only (and, for IPv6 addresses that embed an IPv4
+    address, only when that address is public too)."""
     address = _normalise(address)
-    return address.is_global and not address.is_multicast
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public(embedded)
+    return True
 
 
 def check_addresses(
