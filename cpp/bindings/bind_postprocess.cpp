@@ -27,8 +27,15 @@ void for_each_value(const Tensor& t, std::size_t count, Fn&& fn) {
   }
 }
 
-std::vector<NmsBox> boxes_from(const py::array& array) {
-  Tensor t = numpy_to_tensor(array, "boxes");
+// A C-contiguous view of `object` (a copy for strided arrays such as dets[:, :4], or for lists).
+py::array contiguous(const py::object& object, const std::string& field) {
+  py::array array = py::array::ensure(object, py::array::c_style);
+  if (!array) throw_invalid_argument(field, "must be a numeric array");
+  return array;
+}
+
+std::vector<NmsBox> boxes_from(const py::object& object) {
+  Tensor t = numpy_to_tensor(contiguous(object, "boxes"), "boxes");
   if (t.shape.size() != 2 || t.shape[1] != 4) {
     throw_invalid_argument("boxes", "expected an array [N, 4] of x1, y1, x2, y2, got " + shape_to_string(t.shape));
   }
@@ -39,8 +46,8 @@ std::vector<NmsBox> boxes_from(const py::array& array) {
   return boxes;
 }
 
-std::vector<double> vector_from(const py::array& array, std::size_t count, const std::string& field) {
-  Tensor t = numpy_to_tensor(array, field);
+std::vector<double> vector_from(const py::object& object, std::size_t count, const std::string& field) {
+  Tensor t = numpy_to_tensor(contiguous(object, field), field);
   if (t.shape.size() != 1 || static_cast<std::size_t>(t.shape[0]) != count) {
     throw_invalid_argument(field, "expected an array [" + std::to_string(count) + "], got " + shape_to_string(t.shape));
   }
@@ -159,14 +166,12 @@ void bind_postprocess(py::module_& m) {
 
   m.def(
       "nms",
-      [](const py::array& boxes, const py::array& scores, const py::object& classes, double iou_threshold) {
+      [](const py::object& boxes, const py::object& scores, const py::object& classes, double iou_threshold) {
         std::vector<NmsBox> b = boxes_from(boxes);
         std::vector<double> s = vector_from(scores, b.size(), "scores");
         std::vector<int32_t> c;
         if (!classes.is_none()) {
-          py::array array = py::array::ensure(classes, py::array::c_style);
-          if (!array) throw_invalid_argument("classes", "must be a numeric array");
-          std::vector<double> values = vector_from(array, b.size(), "classes");
+          std::vector<double> values = vector_from(classes, b.size(), "classes");
           c.reserve(values.size());
           for (double v : values) {
             if (!(v >= -2147483648.0 && v <= 2147483647.0)) throw_invalid_argument("classes", "must fit in int32");

@@ -19,6 +19,8 @@ constexpr double kMargin = 1e-6;
 void decode_yolo(const YoloHeadInputs& in, Activation class_activation, const std::vector<int64_t>& label_classes,
                  const LabelFloors& floors, std::vector<double>& scratch, std::vector<Candidate>& out) {
   const std::size_t plane = in.height * in.width;
+  // An empty grid may still declare a huge height or width: do not walk its rows.
+  if (plane == 0) return;
   const std::size_t per_anchor = 5 + in.classes;
   const std::size_t labels = label_classes.size();
   const bool softmax = class_activation == Activation::kSoftmax;

@@ -183,7 +183,9 @@ void PostProcessor::Impl::detect(const std::vector<Tensor>& tensors, const Trans
                                                         shape_to_string(ashape) + ", " + shape_to_string(sshape) +
                                                         ", " + shape_to_string(oshape) + ")");
       }
-      if (oshape[1] != 4 * columns && oshape[1] != 4) {
+      // Divided rather than 4 x columns: an empty tensor may declare any number of columns.
+      const bool per_column_offsets = oshape[1] % 4 == 0 && oshape[1] / 4 == columns;
+      if (!per_column_offsets && oshape[1] != 4) {
         throw_invalid_argument(f + "offsets_tensor", "expected 4 x " + std::to_string(columns) +
                                                          " or 4 offsets per anchor, got " + shape_to_string(oshape));
       }

@@ -221,7 +221,8 @@ def async_database_url(url: str) -> str:
     """``postgresql://`` and ``sqlite://`` URLs with the async drivers sightd ships."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"database_url is not a URL: {url!r}")
+        # Not echoed: a mistyped URL still holds the database password.
+        raise ConfigError("database_url is not a URL (postgresql://user:password@host/db or sqlite:///path)")
     dialect = scheme.split("+", 1)[0]
     if dialect in {"postgresql", "postgres"}:
         return f"postgresql+asyncpg://{rest}"

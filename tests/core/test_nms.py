@@ -140,3 +140,13 @@ def test_nms_skips_nan_like_the_reference(
     kept = core_nms(boxes, scores, classes, thr)
     assert not set(kept) & {i for i in poisoned if i < len(boxes)}
     assert kept == ref.nms(boxes, scores, classes, thr)
+
+
+def test_strided_arrays_are_accepted() -> None:
+    """Detections usually come as one [N, 6] array: its column views are not C-contiguous."""
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 100, size=(50, 2))
+    dets = np.concatenate([xy, xy + rng.uniform(5, 40, size=(50, 2)), rng.uniform(size=(50, 1))], axis=1)
+    dets = np.concatenate([dets, rng.integers(0, 3, size=(50, 1))], axis=1)
+    want = ref.nms(dets[:, :4].copy(), dets[:, 4].copy(), dets[:, 5].astype(np.int32), 0.5)
+    assert _core.nms(dets[:, :4], dets[:, 4], dets[:, 5], 0.5).tolist() == want

@@ -9,6 +9,8 @@ import postprocess_reference as ref
 import pytest
 from postprocess_checks import processor, run
 
+from sightd.errors import InvalidArgumentError
+
 DIRECT = {"direct_output": {"boxes_tensor": "b", "scores_tensor": "s", "classes_tensor": "c"}}
 FRAME = ref.Frame(200, 100, 200, 100, (0, 0, 200, 100))
 
@@ -130,3 +132,31 @@ def test_other_element_types_decode_alike(dtype: type) -> None:
     want = run(pp, {"y": out.astype(np.float32)}, FRAME)
     assert boxes_of(got.predicted) == boxes_of(want.predicted)
     assert len(got.predicted) > 0
+
+
+def test_empty_tensors_declaring_huge_dimensions() -> None:
+    """Zero-element tensors may declare any other dimension: shape arithmetic must not overflow on them,
+    nor walk their rows (a model can output such shapes)."""
+    anchored = processor(
+        "detection",
+        ["a"],
+        {
+            "detection": {
+                "anchored_output": {"anchors_tensor": "r", "scores_tensor": "s", "offsets_tensor": "o"},
+                "class_indices": [0],
+            }
+        },
+    )
+    # 4 x 2**62 columns wraps to 0 in 64 bits: 0 offsets per row must not pass for 4 per column.
+    outputs = {"r": np.zeros((0, 4), np.float32), "s": np.empty((0, 2**62), np.int8), "o": np.zeros((0, 0))}
+    with pytest.raises(InvalidArgumentError) as refused:
+        run(anchored, outputs, FRAME)
+    assert refused.value.field == "detection.anchored_output.offsets_tensor"
+
+    yolo = processor(
+        "detection", ["a"], {"detection": {"yolo_output": {"output_tensor": "y", "anchors": [1, 1]}}}
+    )
+    for shape in [(1, 6, 2**50, 0), (6, 0, 2**50)]:
+        result = run(yolo, {"y": np.empty(shape, np.float32)}, FRAME)
+        assert result.predicted == []
+        assert result.discarded == []

@@ -154,3 +154,15 @@ async def test_only_finished_tasks_past_their_expiry_are_deleted(database: Datab
     assert (await board.get(tenant, str(running.id))).status == "pending"
     # Ids are never reused, so an expired task's id never names another task.
     assert (await board.create(tenant, "recognition")).id > old.id
+
+
+async def test_listing_too_many_task_ids_is_a_bad_request(database: Database) -> None:
+    """Each id is a bound parameter: past PostgreSQL's 32767 the store would fail with an internal error."""
+    tenant = await _tenant(database)
+    task = await TaskBoard(database, ttl=60).create(tenant, "recognition")
+    async with database.read() as connection:
+        ids = [task.id, *range(10**9, 10**9 + task_store.MAX_TASK_IDS - 1)]
+        assert await task_store.list_tasks(connection, tenant, ids) == (1, [task])
+        with pytest.raises(BadRequestError) as refused:
+            await task_store.list_tasks(connection, tenant, list(range(1, 40_000)))
+    assert [v.field for v in refused.value.violations] == ["task_ids"]

@@ -56,6 +56,9 @@ def test_database_urls_get_their_async_drivers() -> None:
     assert config.async_database_url("sqlite:////var/lib/s.db") == "sqlite+aiosqlite:////var/lib/s.db"
     with pytest.raises(config.ConfigError):
         config.async_database_url("mysql://u@h/db")
+    with pytest.raises(config.ConfigError) as refused:
+        config.async_database_url("sightd:s3cret-pw@db.internal/sightd")
+    assert "s3cret" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -307,3 +307,27 @@ def test_max_predictions_must_be_non_negative() -> None:
             {"y": np.zeros((6, 2, 2), np.float32)}, square_transform(10), max_predictions=-1
         )
     assert caught.value.field == "max_predictions"
+
+
+class _CountingInt(int):
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        _CountingInt.comparisons += 1
+        return int(self) == other
+
+    __hash__ = int.__hash__
+
+
+def test_class_indices_are_checked_for_duplicates_in_linear_work() -> None:
+    """A spec may have very many labels: duplicate class_indices are found without comparing all pairs."""
+    count = 2000
+    spec = generate_outputs([f"l{i}" for i in range(count)], "classification")
+    indices: list[int] = [_CountingInt(i) for i in range(count)]
+    body = {"classification": {"output_tensor": "x", "class_indices": [*indices[:-1], _CountingInt(7)]}}
+    with pytest.raises(PostProcessingError) as caught:
+        VersionPostProcessor.from_json(spec, [body])
+    assert caught.value.violations == [
+        ("post_processings[0].classification.class_indices[1999]", "network class 7 is given to two labels")
+    ]
+    assert _CountingInt.comparisons < 10 * count

@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.server
 import ipaddress
 import os
+import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -140,6 +142,57 @@ def test_http_errors_and_timeouts_are_reported(server: str) -> None:
     assert slow.value.reason == "URL_TIMEOUT"
 
 
+class _Trickle:
+    """A server that trickles the headers or the body of its answer a few bytes at a time, each well
+    within a socket timeout, and records whether the client hung up before the end."""
+
+    def __init__(self, trickled: str) -> None:
+        padding = "".join(f"X-Padding-{i}: {'x' * 24}\r\n" for i in range(20))
+        self.head = f"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n{padding}\r\n".encode()
+        self.body = b"x" * 100
+        self.trickled = trickled
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/image.jpg"
+        self.cut_short = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _send(self, connection: socket.socket, data: bytes, slowly: bool) -> None:
+        step = 8 if slowly else len(data)
+        for start in range(0, len(data), step):
+            connection.sendall(data[start : start + step])
+            if slowly:
+                time.sleep(0.05)
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                self._send(connection, self.head, self.trickled == "headers")
+                self._send(connection, self.body, self.trickled == "body")
+            except OSError:
+                self.cut_short.set()
+
+    def close(self) -> None:
+        self.thread.join()
+        self.listener.close()
+
+
+@pytest.mark.parametrize("trickled", ["headers", "body"])
+def test_a_trickling_server_cannot_outlast_the_deadline(trickled: str) -> None:
+    """Socket timeouts bound each read, not the fetch: a server sending a few bytes now and then (here
+    for about 5 s) must still be cut off at url_timeout, else a few such URLs hold every fetch worker."""
+    server = _Trickle(trickled)
+    try:
+        with pytest.raises(FetchError) as slow:
+            fetch_blocking(server.url, FetchPolicy(allowed_hosts=("127.0.0.1",), timeout=0.5))
+        assert slow.value.reason == "URL_TIMEOUT"
+    finally:
+        server.close()
+    assert server.cut_short.is_set()
+
+
 @pytest.mark.parametrize(
     "url", ["file:///etc/passwd", "ftp://example.com/x.jpg", "http:///nohost", "gopher://127.0.0.1/"]
 )
@@ -164,11 +217,28 @@ def test_other_schemes_are_refused(url: str) -> None:
         "fc00::1",
         "::ffff:127.0.0.1",
         "224.0.0.1",
+        # IPv6 forms that embed a private IPv4 address, reached through NAT64, SIIT or 6to4
+        "64:ff9b::127.0.0.1",
+        "64:ff9b::10.0.0.1",
+        "64:ff9b:1::a00:1",
+        "::ffff:0:a00:1",
+        "::127.0.0.1",
+        "::169.254.169.254",
+        "2002:a00:1::1",
+        "2002:7f00:1::",
     ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     with pytest.raises(FetchError):
         check_addresses("example.test", [ipaddress.ip_address(address)], FetchPolicy())
+
+
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "2606:2800:220:1::", "64:ff9b::93.184.216.34", "2002:5db8:d822::1"]
+)
+def test_public_addresses_are_accepted(address: str) -> None:
+    parsed = ipaddress.ip_address(address)
+    assert check_addresses("example.test", [parsed], FetchPolicy()) == [parsed]
 
 
 def test_a_name_with_one_private_address_among_public_ones_is_refused() -> None:

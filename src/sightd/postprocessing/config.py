@@ -36,14 +36,16 @@ def _class_indices(check: Checker, value: object, path: str, count: int) -> list
         check.fail(path, f"expected one network class per label ({count}), got {len(items)}")
         return []
     indices: list[int] = []
+    seen: set[int] = set()  # a list lookup would make a spec of many labels quadratic to validate
     for i, v in enumerate(items):
         index = check.integer(v, f"{path}[{i}]")
         if index is None:
             continue
         if not 0 <= index < 2**31:
             check.fail(f"{path}[{i}]", "must be a non-negative class index")
-        elif index in indices:
+        elif index in seen:
             check.fail(f"{path}[{i}]", f"network class {index} is given to two labels")
+        seen.add(index)
         indices.append(index)
     return indices
 

@@ -11,10 +11,12 @@ same way. The whole fetch has one deadline and the body a size limit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,16 +59,43 @@ class FetchError(BadRequestError):
     """The URL was refused or could not be fetched (INVALID_ARGUMENT: the input is at fault)."""
 
 
+# IPv6 ranges that carry an IPv4 address in their last 32 bits and reach it through a translator or a
+# tunnel where one exists (NAT64, SIIT, the deprecated IPv4-compatible form), so that ::7f00:1 or
+# 64:ff9b::a00:1 may lead to 127.0.0.1 or 10.0.0.1. Python counts them as global.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.IPv6Network(network) for network in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+)
+# RFC 8215's local-use NAT64 prefix, which places the IPv4 address anywhere: never public.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
 def _normalise(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if any(address in network for network in _EMBEDDING_IPV4):
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
 def is_public(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses only."""
+    """True for globally routable unicast addresses only (and, for IPv6 addresses that embed an IPv4
+    address, only when that address is public too)."""
     address = _normalise(address)
-    return address.is_global and not address.is_multicast
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public(embedded)
+    return True
 
 
 def check_addresses(
@@ -110,15 +139,49 @@ def _resolve(host: str, port: int, field: str) -> list[IPAddress]:
 
 
 class _Deadline:
+    """The one deadline of a fetch. Socket timeouts bound each read, not their sum (a server trickling a
+    byte now and then never trips them), so when the deadline passes a timer shuts the socket of the
+    connection in use down, which ends whatever read is blocked on it."""
+
     def __init__(self, seconds: float, field: str) -> None:
         self.end = time.monotonic() + seconds
         self.field = field
+        self.expired = False
+        self._lock = threading.Lock()
+        self._connection: http.client.HTTPConnection | None = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
 
     def remaining(self) -> float:
         left = self.end - time.monotonic()
-        if left <= 0:
+        if left <= 0 or self.expired:
             raise FetchError.of(self.field, "fetching the URL took longer than allowed", reason="URL_TIMEOUT")
         return left
+
+    def watch(self, connection: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._connection = connection
+
+    def close(self, connection: http.client.HTTPConnection) -> None:
+        """Closes a connection; under the lock, so that the timer never shuts down a reused descriptor."""
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+            connection.close()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._connection.sock if self._connection is not None else None
+            if sock is not None:
+                # socket.socket's own shutdown: SSLSocket.shutdown would also drop the TLS object under
+                # the reading thread, which then fails with ValueError instead of an OSError.
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _connect(
@@ -169,12 +232,20 @@ def _read_body(
                 reason="IMAGE_TOO_LARGE",
             )
         parts.append(chunk)
+    deadline.remaining()  # a body cut short by the deadline ends like a complete one
     return b"".join(parts)
 
 
 def fetch_blocking(url: str, policy: FetchPolicy, field: str = "source") -> bytes:
     """Fetches a URL under the policy (blocking; :class:`UrlFetcher` runs it on worker threads)."""
     deadline = _Deadline(policy.timeout, field)
+    try:
+        return _fetch(url, policy, field, deadline)
+    finally:
+        deadline.cancel()
+
+
+def _fetch(url: str, policy: FetchPolicy, field: str, deadline: _Deadline) -> bytes:
     for _hop in range(policy.max_redirects + 1):
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
@@ -211,7 +282,7 @@ def fetch_blocking(url: str, policy: FetchPolicy, field: str = "source") -> byte
         except (OSError, http.client.HTTPException) as error:
             raise _transport_error(error, deadline) from None
         finally:
-            connection.close()
+            deadline.close(connection)
     raise FetchError.of(field, f"more than {policy.max_redirects} redirects", reason="URL_FETCH_FAILED")
 
 
@@ -221,6 +292,7 @@ def _request(
     last: BaseException | None = None
     for address in addresses:
         connection = _connect(scheme, host, port, address, deadline.remaining())
+        deadline.watch(connection)
         try:
             connection.request(
                 "GET", path, headers={"User-Agent": f"sightd/{__version__}", "Accept": "image/*, */*;q=0.5"}
@@ -229,7 +301,7 @@ def _request(
                 connection.sock.settimeout(deadline.remaining())
             return connection.getresponse(), connection
         except (OSError, http.client.HTTPException) as error:
-            connection.close()
+            deadline.close(connection)
             last = error
             if isinstance(error, ssl.SSLError | TimeoutError):
                 break  # another address of the same host will not do better
@@ -238,7 +310,7 @@ def _request(
 
 
 def _transport_error(error: BaseException, deadline: _Deadline) -> FetchError:
-    if isinstance(error, TimeoutError) or time.monotonic() >= deadline.end:
+    if isinstance(error, TimeoutError) or deadline.expired or time.monotonic() >= deadline.end:
         return FetchError.of(
             deadline.field, "fetching the URL took longer than allowed", reason="URL_TIMEOUT"
         )

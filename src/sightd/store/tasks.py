@@ -16,13 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sightd.app.errors import NotFoundError, quoted
+from sightd.app.errors import BadRequestError, NotFoundError, quoted
 from sightd.store import scoping
 from sightd.store.database import aware, utcnow
 from sightd.store.schema import tasks
 
 PENDING, SUCCESS, ERROR = "pending", "success", "error"
 KINDS = ("recognition", "network_inference", "network_creation")
+# Most task ids one ListTasks may name: each is a bound parameter, and PostgreSQL takes 32767 at most.
+MAX_TASK_IDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ async def list_tasks(
 ) -> tuple[int, list[TaskRecord]]:
     """The tenant's tasks among ``task_ids``, in id order (unknown ids are left out; none: empty page)."""
     offset, limit = scoping.page(offset, limit)
+    if len(task_ids) > MAX_TASK_IDS:
+        raise BadRequestError.of("task_ids", f"at most {MAX_TASK_IDS} task ids per call")
     if not task_ids:
         return 0, []
     condition = sa.and_(tasks.c.tenant_id == tenant_id, tasks.c.id.in_(sorted(set(task_ids))))
