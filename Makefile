@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 # Debian packages the core builds against, pinned to bookworm's versions.
 DEBIAN_PACKAGES := libopencv-core-dev=4.6.0+dfsg-12 libopencv-imgproc-dev=4.6.0+dfsg-12 \
-                   libopencv-imgcodecs-dev=4.6.0+dfsg-12
+                   libopencv-imgcodecs-dev=4.6.0+dfsg-12 libjpeg62-turbo-dev=1:2.1.5-2
 CORE_SOURCES := $(shell find cpp -type f) CMakeLists.txt pyproject.toml
 PYTEST_ARGS ?=
 RUN_ARGS ?=

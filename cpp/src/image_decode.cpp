@@ -1,10 +1,9 @@
-// Decoding with OpenCV's imgcodecs, after the core's own header checks. OpenCV never sees bytes the header
-// parser did not recognise (so its other decoders, e.g. OpenEXR or Radiance, are unreachable), nor an image
-// over the pixel limit. Orientation is always applied here, never by OpenCV, so it is the same for every
-// format.
+// Decoding after the core's own header checks: JPEG with libjpeg-turbo directly (jpeg_decode.cpp), the other
+// formats with OpenCV's imgcodecs. OpenCV never sees bytes the header parser did not recognise (so its other
+// decoders, e.g. OpenEXR or Radiance, are unreachable), nor an image over the pixel limit. Orientation is
+// always applied here, never by a decoder, so it is the same for every format.
 #include <algorithm>
 #include <climits>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,7 @@
 
 #include "byte_view.hpp"
 #include "image_header.hpp"
+#include "jpeg_decode.hpp"
 #include "sightd/error.hpp"
 #include "sightd/image.hpp"
 
@@ -21,12 +21,7 @@ namespace sightd {
 
 namespace {
 
-using detail::ByteView;
 using detail::throw_invalid_image;
-
-// libjpeg-turbo's own advice for untrusted progressive JPEGs: each scan is a pass over the whole image, so
-// a small file with thousands of scans is a CPU bomb. Real encoders write at most a few dozen.
-constexpr int kMaxJpegScans = 500;
 
 const char* display_name(ImageFormat format) {
   switch (format) {
@@ -40,35 +35,6 @@ const char* display_name(ImageFormat format) {
   return "image";
 }
 
-// Walks the JPEG from its first scan to its end-of-image marker: counts the scans and refuses data that
-// stops before EOI. libjpeg would otherwise pad a truncated file with grey and report success. Entropy-coded
-// data holds 0xFF only as a stuffed 0xFF00 or a restart marker, so the next real marker is the next 0xFF
-// followed by anything else; memchr keeps this walk far below the cost of decoding.
-void check_jpeg_scans(ByteView v, std::size_t pos) {
-  const uint8_t* data = v.data();
-  const std::size_t size = v.size();
-  int scans = 0;
-  for (;;) {
-    const void* found = pos < size ? std::memchr(data + pos, 0xFF, size - pos) : nullptr;
-    if (found == nullptr) break;
-    pos = static_cast<std::size_t>(static_cast<const uint8_t*>(found) - data);
-    if (pos + 1 >= size) break;
-    const uint8_t marker = data[pos + 1];
-    if (marker == 0x00 || marker == 0xFF || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) {
-      pos += marker == 0xFF ? 1 : 2;
-      continue;
-    }
-    if (marker == 0xD9) return;
-    if (marker == 0xDA && ++scans > kMaxJpegScans) {
-      throw_invalid_image("unsupported JPEG: more than " + std::to_string(kMaxJpegScans) + " scans");
-    }
-    uint32_t length = 0;
-    if (!v.u16(pos + 2, false, length) || !v.has(pos + 2, length)) break;
-    pos += 2 + length;
-  }
-  throw_invalid_image("truncated JPEG: the data ends before the end-of-image marker");
-}
-
 // The largest DCT reduction keeping the oriented image at least min_width x min_height (0: no bound).
 int jpeg_reduction(const ImageHeader& header, int min_width, int min_height) {
   if (min_width <= 0 && min_height <= 0) return 1;
@@ -80,15 +46,6 @@ int jpeg_reduction(const ImageHeader& header, int min_width, int min_height) {
     }
   }
   return 1;
-}
-
-int jpeg_flags(int reduction) {
-  switch (reduction) {
-    case 2: return cv::IMREAD_REDUCED_COLOR_2 | cv::IMREAD_IGNORE_ORIENTATION;
-    case 4: return cv::IMREAD_REDUCED_COLOR_4 | cv::IMREAD_IGNORE_ORIENTATION;
-    case 8: return cv::IMREAD_REDUCED_COLOR_8 | cv::IMREAD_IGNORE_ORIENTATION;
-    default: return cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION;
-  }
 }
 
 cv::Mat imdecode_or_throw(const uint8_t* data, std::size_t size, int flags, ImageFormat format) {
@@ -203,14 +160,8 @@ DecodedImage decode_image(const uint8_t* data, std::size_t size, const DecodeOpt
   out.header = header;
   cv::Mat decoded;
   if (header.format == ImageFormat::kJpeg) {
-    check_jpeg_scans(ByteView(data, size), details.jpeg_first_scan);
     out.reduction = jpeg_reduction(header, min_width, min_height);
-    decoded = imdecode_or_throw(data, size, jpeg_flags(out.reduction), header.format);
-    const int expected_width = (header.width + out.reduction - 1) / out.reduction;
-    const int expected_height = (header.height + out.reduction - 1) / out.reduction;
-    if (decoded.type() != CV_8UC3 || decoded.cols != expected_width || decoded.rows != expected_height) {
-      throw_invalid_image("corrupt JPEG: the decoded size differs from the header's");
-    }
+    decoded = detail::decode_jpeg(data, size, details, out.reduction, out.warnings);
   } else {
     const uint8_t* source = data;
     std::vector<uint8_t> patched;

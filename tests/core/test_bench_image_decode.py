@@ -26,3 +26,6 @@ def test_decode_bench_runs(tmp_path: Path) -> None:
     native = {(row["image"], row["case"]) for row in result["native"]}
     assert ("retina_12mp.jpg", "reduced_8") in native
     assert all(row["ratio"] > 0 for row in result["native"])
+    # The core's own JPEG path gives Debian OpenCV's pixels (same libjpeg-turbo, same IDCT), reductions too.
+    jpeg = [row for row in result["native"] if str(row["image"]).endswith(".jpg")]
+    assert all(row["differing_bytes"] == 0 for row in jpeg), jpeg

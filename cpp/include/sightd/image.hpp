@@ -1,4 +1,5 @@
-// Decoding encoded image bytes (JPEG, PNG, BMP, WebP, TIFF, PNM) into 8-bit BGR pixels with OpenCV.
+// Decoding encoded image bytes (JPEG, PNG, BMP, WebP, TIFF, PNM) into 8-bit BGR pixels: JPEG with
+// libjpeg-turbo, the other formats with OpenCV.
 //
 // The header is parsed by the core itself first: the format, the size and the EXIF orientation are known
 // before any pixel is decoded, so decompression bombs are refused cheaply and the pipeline can plan tensor
@@ -8,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -51,6 +53,9 @@ struct DecodedImage {
   cv::Mat bgr;          // CV_8UC3, orientation applied, alpha composited, 16-bit and grey converted
   int reduction = 1;    // JPEG DCT scaling used (1, 2, 4 or 8): bgr is about 1/reduction of the full size
   ImageHeader header;
+  // JPEG: libjpeg's corrupt-data warnings on an image that still decoded ("Corrupt JPEG data: 3 extraneous
+  // bytes before marker 0xd9"), distinct messages, at most 4; never printed. Empty for the other formats.
+  std::vector<std::string> warnings;
 };
 
 // Decodes to 8-bit BGR. `min_width` and `min_height` (in oriented pixels; 0 = no bound; both 0 = full
