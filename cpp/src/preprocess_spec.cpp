@@ -90,6 +90,10 @@ void validate_image_input(const ImageInputSpec& spec, std::size_t position) {
   if (spec.max_size < 0 || spec.max_size > kMaxTensorSide) {
     throw_invalid_argument(field("max_size"), "must be in 0.." + std::to_string(kMaxTensorSide));
   }
+  if (spec.antialias && spec.interpolation != Interpolation::kLinear &&
+      spec.interpolation != Interpolation::kCubic) {
+    throw_invalid_argument(field("antialias"), "only applies to LINEAR and CUBIC interpolation");
+  }
   if (spec.stride < 0 || spec.stride > 4096) throw_invalid_argument(field("stride"), "must be in 0..4096");
   if (spec.resize_type != ResizeType::kNetwork && (spec.max_size != 0 || spec.stride != 0)) {
     throw_invalid_argument(field(spec.max_size != 0 ? "max_size" : "stride"),
