@@ -2,6 +2,7 @@
 // the formulas and roundings implemented here; keep both in step).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <set>
 #include <string>
 
@@ -199,11 +200,12 @@ ResizePlan plan_resize(const ImageInputSpec& spec, int src_width, int src_height
     case ResizeType::kLetterbox: {
       if (tw * h <= th * w) {  // the width is the tighter side
         plan.resized_width = spec.target_width;
-        const int following = round_half_up(static_cast<double>(h * tw) / static_cast<double>(w));
+        // Darknet's letterbox_image: the fitted side is rounded down (integer division).
+        const int following = static_cast<int>(static_cast<int64_t>(h) * tw / w);
         plan.resized_height = std::clamp(following, 1, spec.target_height);
       } else {
         plan.resized_height = spec.target_height;
-        const int following = round_half_up(static_cast<double>(w * th) / static_cast<double>(h));
+        const int following = static_cast<int>(static_cast<int64_t>(w) * th / h);
         plan.resized_width = std::clamp(following, 1, spec.target_width);
       }
       if (spec.letterbox_align == LetterboxAlign::kCenter) {

@@ -75,9 +75,9 @@ def plan(spec: RefSpec, w: int, h: int) -> RefPlan:
         return RefPlan(rw, rh, -((rw - tw) // 2), -((rh - th) // 2), tw, th)
     if spec.resize_type == "LETTERBOX":
         if tw / w <= th / h:
-            rw, rh = tw, min(th, max(1, half_up(h * tw / w)))
+            rw, rh = tw, min(th, max(1, h * tw // w))
         else:
-            rw, rh = min(tw, max(1, half_up(w * th / h))), th
+            rw, rh = min(tw, max(1, w * th // h)), th
         if spec.letterbox_align == "CENTER":
             return RefPlan(rw, rh, (tw - rw) // 2, (th - rh) // 2, tw, th)
         return RefPlan(rw, rh, 0, 0, tw, th)
