@@ -1,16 +1,19 @@
 """The in-process runtime under concurrent load: images per second, latency percentiles and the batches it
-forms, with dynamic batching on (max_batch 8) and off (max_batch 1), against the Recognizer called directly
-(one request at a time, and whole batches of 8) and onnxruntime's Python API on a pre-made tensor (the
-inference limit: no decoding, no preprocessing), on dog.jpg with the zoo's imagenet-mobilenet-v2.
+forms, with dynamic batching on (max_batch 2, the default, and 8) and off (max_batch 1), against the
+Recognizer called directly (one request at a time, and whole batches of the largest max_batch) and
+onnxruntime's Python API on a pre-made tensor (the inference limit: no decoding, no preprocessing), on
+dog.jpg with the zoo's imagenet-mobilenet-v2. The runtime's other settings are its defaults unless swept
+(--workers, --delays-us, --decode-threads).
 
 Every client is an asyncio task sending one-image requests back to back (closed loop), --concurrency of them
 at once. Every variant, the direct ones included, produces the v0.7 result document (top 5), and every
-session has the same intra-op threads (2, not spinning: sightd's default). Variants alternate round by round
-so that the noise of a shared machine hits them alike; figures are medians over rounds. Prints the machine,
-versions, one line per variant and concurrency with ratios, then one JSON line.
+session has the same intra-op threads (2, not spinning: sightd's default). Variants alternate round by round,
+and the direct figures are taken next to each block of runtime figures, so that the noise of a shared
+machine hits them alike; figures are medians over rounds. Prints the machine, versions, one line per variant
+and concurrency with ratios, then one JSON line.
 
-Usage: python bench/runtime.py [--rounds N] [--requests N] [--concurrency 1 4 8 32] [--workers 1 2]
-                               [--delays-us D...] [--max-batch 8...]
+Usage: python bench/runtime.py [--rounds N] [--requests N] [--concurrency 1 4 8 32] [--workers 2...]
+                               [--delays-us D...] [--max-batch 2 8] [--decode-threads -1...]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import onnxruntime as ort
 from sightd import engine
 from sightd.recognition import DEFAULT_INTRA_OP_THREADS, Recognizer, result_json
 from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
-from sightd.runtime.definitions import DEFAULT_MAX_BATCH_DELAY_US
+from sightd.runtime.definitions import DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_DELAY_US, DEFAULT_WORKERS
 from sightd.zoo import artifacts, build, installed
 
 MODEL = "imagenet-mobilenet-v2"
@@ -127,12 +130,23 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
     (check,) = recognizer.recognize([(dog, None)], max_predictions=5)
     assert result_json(check)["outputs"][0]["labels"]["predicted"][0]["label_id"] == MALAMUTE
 
-    # (workers, max_batch, delay): batching off is max_batch 1 (the delay then means nothing).
-    configurations = [(w, 1, 0) for w in args.workers] + [
-        (w, b, d) for w in args.workers for b in args.max_batch for d in args.delays_us
+    # (workers, max_batch, delay, decode threads): batching off is max_batch 1 (the delay then means nothing).
+    configurations = [(w, 1, 0, t) for w in args.workers for t in args.decode_threads] + [
+        (w, b, d, t)
+        for w in args.workers
+        for b in args.max_batch
+        for d in args.delays_us
+        for t in args.decode_threads
     ]
     runtimes = {
-        c: Runtime(RuntimeSettings(workers=c[0], max_batch=c[1], max_batch_delay_us=c[2]))
+        c: Runtime(
+            RuntimeSettings(
+                workers=c[0],
+                max_batch=c[1],
+                max_batch_delay_us=c[2],
+                decode_threads=None if c[3] < 0 else c[3],
+            )
+        )
         for c in configurations
     }
     for runtime in runtimes.values():
@@ -141,24 +155,28 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
     batch = [(dog, None)] * largest
     iterations = max(1, args.requests // largest)
     direct: dict[str, list[float]] = {"recognizer_one": [], "recognizer_batch": [], "onnxruntime_tensor": []}
-    found: dict[tuple[tuple[int, int, int], int], list[dict[str, Any]]] = {}
+    found: dict[tuple[tuple[int, int, int, int], int], list[dict[str, Any]]] = {}
     for _ in range(args.rounds):
-        direct["recognizer_one"].append(
-            direct_rate(
-                lambda: result_json(recognizer.recognize(batch[:1], max_predictions=5)[0]), 1, args.requests
-            )
-        )
-        direct["recognizer_batch"].append(
-            direct_rate(
-                lambda: [result_json(r) for r in recognizer.recognize(batch, max_predictions=5)],
-                largest,
-                iterations,
-            )
-        )
-        direct["onnxruntime_tensor"].append(
-            direct_rate(lambda: session.run(None, {input_name: tensor}), largest, iterations)
-        )
         for clients in args.concurrency:
+            # The direct figures are taken next to each block of runtime figures: the load of a shared
+            # machine drifts within a run.
+            direct["recognizer_one"].append(
+                direct_rate(
+                    lambda: result_json(recognizer.recognize(batch[:1], max_predictions=5)[0]),
+                    1,
+                    args.requests,
+                )
+            )
+            direct["recognizer_batch"].append(
+                direct_rate(
+                    lambda: [result_json(r) for r in recognizer.recognize(batch, max_predictions=5)],
+                    largest,
+                    iterations,
+                )
+            )
+            direct["onnxruntime_tensor"].append(
+                direct_rate(lambda: session.run(None, {input_name: tensor}), largest, iterations)
+            )
             for configuration, runtime in runtimes.items():
                 found.setdefault((configuration, clients), []).append(
                     await drive(runtime, version, dog, clients, args.requests)
@@ -167,12 +185,13 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
         await runtime.stop()
     baselines = {name: statistics.median(rates) for name, rates in direct.items()}
     rows = []
-    for ((workers, max_batch, delay), clients), runs in found.items():
+    for ((workers, max_batch, delay, decode), clients), runs in found.items():
         row: dict[str, Any] = {
             "variant": "batching" if max_batch > 1 else "no_batching",
             "workers": workers,
             "max_batch": max_batch,
             "delay_us": delay,
+            "decode_threads": "shared" if decode < 0 else decode,
             "concurrency": clients,
         }
         for field in ("images_per_second", "p50_ms", "p99_ms", "average_batch"):
@@ -191,12 +210,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 32])
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[2], help="runtime worker threads to compare"
+        "--workers", type=int, nargs="+", default=[DEFAULT_WORKERS], help="runtime worker threads to compare"
     )
     parser.add_argument(
         "--delays-us", type=int, nargs="+", default=[DEFAULT_MAX_BATCH_DELAY_US], help="max batch delays"
     )
-    parser.add_argument("--max-batch", type=int, nargs="+", default=[8], help="max batch sizes to compare")
+    parser.add_argument(
+        "--max-batch", type=int, nargs="+", default=[DEFAULT_MAX_BATCH, 8], help="max batch sizes to compare"
+    )
+    parser.add_argument(
+        "--decode-threads",
+        type=int,
+        nargs="+",
+        default=[-1],
+        help="decoding threads per batch besides its worker (-1: the core's shared pool)",
+    )
     args = parser.parse_args(argv)
 
     build.build()
@@ -225,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in measured["results"]:
         print(
             f"{row['variant']:>11} workers {row['workers']} max_batch {row['max_batch']:<2} delay "
-            f"{row['delay_us']:>5} us  x{row['concurrency']:<3} {row['images_per_second']:6.1f} img/s  "
+            f"{row['delay_us']:>5} us decode {row['decode_threads']!s:>6}  x{row['concurrency']:<3} "
+            f"{row['images_per_second']:6.1f} img/s  "
             f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  batch {row['average_batch']:4.1f}  "
             f"/ Recognizer one-at-a-time {row['over_recognizer_one']:.2f}  "
             f"/ tensor limit {row['over_onnxruntime_tensor']:.2f}"

@@ -180,3 +180,28 @@ async def test_negative_max_predictions_is_refused_before_queueing(colours: Vers
         assert info.value.field == "max_predictions"
         assert await runtime.recognize(colours, []) == []
         assert batches_run(runtime) == 0
+
+
+async def test_images_of_the_wrong_type_are_refused_before_they_reach_a_batch(
+    colours: VersionDefinition,
+) -> None:
+    async with Runtime(settings()) as runtime:
+        with pytest.raises(InvalidArgumentError) as info:
+            await runtime.recognize(colours, [image(RED), ImageRequest(ppm(RED), roi="top")])  # type: ignore[arg-type]
+        assert info.value.field == "images[1].roi"
+        with pytest.raises(InvalidArgumentError) as info:
+            await runtime.recognize(colours, [ImageRequest("red")])  # type: ignore[arg-type]
+        assert info.value.field == "images[0].data"
+        (outcome,) = await runtime.recognize(colours, [ImageRequest(bytearray(ppm(BLUE)))])
+        assert top_label(outcome.result or {}) == "blue"
+        assert batches_run(runtime) == 1
+
+
+@pytest.mark.parametrize("decode_threads", [0, 1])
+async def test_a_runtime_pool_decodes_the_batches(colours: VersionDefinition, decode_threads: int) -> None:
+    async with Runtime(
+        settings(max_batch=8, max_batch_delay_us=5000, decode_threads=decode_threads)
+    ) as runtime:
+        palette = [RED, GREEN, BLUE] * 3
+        answers = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in palette))
+        assert [top_label(a[0].result or {}) for a in answers] == [NAMES[c] for c in palette]

@@ -13,7 +13,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_runtime_bench_runs(zoo: installed.Zoo) -> None:
-    arguments = ["--rounds", "1", "--requests", "4", "--concurrency", "1", "3", "--workers", "1"]
+    arguments = [
+        "--rounds",
+        "1",
+        "--requests",
+        "4",
+        "--concurrency",
+        "1",
+        "3",
+        "--workers",
+        "1",
+        "--max-batch",
+        "8",
+    ]
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "runtime.py"), *arguments],
         check=True,

@@ -77,10 +77,13 @@ class TensorsOutcome:
         return self.error is None
 
 
-# Defaults measured with bench/runtime.py on the 2-core development machine (docs/runtime.md).
+# Measured with bench/runtime.py on the 2-core development machine (docs/runtime.md): two batches at once
+# (one decodes while the other is in ONNX Runtime) beat one; small batches beat large ones on a CPU, whose
+# cost per image does not fall with the batch; a delay only slows lone requests, since batches grow anyway
+# while the workers are busy. A GPU wants larger batches: raise max_batch there.
 DEFAULT_WORKERS = 2
-DEFAULT_MAX_BATCH = 8
-DEFAULT_MAX_BATCH_DELAY_US = 2000
+DEFAULT_MAX_BATCH = 2
+DEFAULT_MAX_BATCH_DELAY_US = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class RuntimeSettings:
     warmup: bool = True  # run one batch of max_batch synthetic images at load (and measure its memory)
     load_threads: int = 1  # models loading at once, on their own threads (never on the inference workers)
     max_pixels: int = 100_000_000  # decoding refuses larger images (ImageTooLargeError)
+    # Threads decoding a batch's images besides its worker thread: None, the core's shared pool (cores - 1);
+    # a number, a pool of that many for the runtime's models (0: each batch decodes on its worker alone).
+    decode_threads: int | None = None
     session: SessionSettings = field(default_factory=SessionSettings)
 
     def __post_init__(self) -> None:
@@ -115,6 +121,8 @@ class RuntimeSettings:
                 raise ValueError(f"RuntimeSettings.{name} must be at least 1")
         if self.max_batch_delay_us < 0:
             raise ValueError("RuntimeSettings.max_batch_delay_us must not be negative")
+        if self.decode_threads is not None and self.decode_threads < 0:
+            raise ValueError("RuntimeSettings.decode_threads must not be negative")
         if self.memory_factor <= 0:
             raise ValueError("RuntimeSettings.memory_factor must be positive")
 

@@ -110,7 +110,9 @@ def _session(definition: VersionDefinition | NetworkDefinition, settings: Runtim
     )
 
 
-def build_version(definition: VersionDefinition, settings: RuntimeSettings) -> LoadedVersion:
+def build_version(
+    definition: VersionDefinition, settings: RuntimeSettings, pool: _core.ThreadPool | None = None
+) -> LoadedVersion:
     """Raises PreprocessingError / PostProcessingError / InvalidArgumentError naming the field, EngineError
     when the network does not load (sightd.recognition.Recognizer.from_documents)."""
     recognizer = Recognizer.from_documents(
@@ -121,27 +123,33 @@ def build_version(definition: VersionDefinition, settings: RuntimeSettings) -> L
         mean_files=definition.mean_files,
         session=settings.session,
         max_pixels=settings.max_pixels,
+        pool=pool,
     )
     return LoadedVersion(recognizer)
 
 
-def build_network(definition: NetworkDefinition, settings: RuntimeSettings) -> LoadedNetwork:
+def build_network(
+    definition: NetworkDefinition, settings: RuntimeSettings, pool: _core.ThreadPool | None = None
+) -> LoadedNetwork:
     spec = parse_preprocessing(definition.preprocessing, definition.mean_files)
-    pipeline = _core.Pipeline(_session(definition, settings), spec, [], max_pixels=settings.max_pixels)
+    session = _session(definition, settings)
+    pipeline = _core.Pipeline(session, spec, [], max_pixels=settings.max_pixels, pool=pool)
     return LoadedNetwork(pipeline)
 
 
 def load(
-    definition: VersionDefinition | NetworkDefinition, settings: RuntimeSettings
+    definition: VersionDefinition | NetworkDefinition,
+    settings: RuntimeSettings,
+    pool: _core.ThreadPool | None = None,
 ) -> tuple[LoadedVersion | LoadedNetwork, int]:
     """The built model and its estimated memory: the resident memory its load and warm-up added, at least
     ``memory_factor`` times its file's size (a concurrent free can hide what a load took)."""
     before = resident_bytes()
     model: LoadedVersion | LoadedNetwork
     if isinstance(definition, VersionDefinition):
-        model = build_version(definition, settings)
+        model = build_version(definition, settings, pool)
     else:
-        model = build_network(definition, settings)
+        model = build_network(definition, settings, pool)
     if settings.warmup:
         _warm_up(model, settings.max_batch)
     after = resident_bytes()

@@ -78,6 +78,19 @@ def _run_network(
     return [results[id(r)] for r in requests], times, len(images)
 
 
+def _checked(images: Sequence[ImageRequest]) -> list[Image]:
+    """The images as the core takes them. A wrong type is the caller's bug, refused here: in a batch, the
+    core would refuse the whole batch, other callers' requests included."""
+    checked: list[Image] = []
+    for index, image in enumerate(images):
+        if not isinstance(image.data, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("expected encoded image bytes", field=f"images[{index}].data")
+        if image.roi is not None and not isinstance(image.roi, _core.Roi):
+            raise InvalidArgumentError("expected a sightd._core.Roi or None", field=f"images[{index}].roi")
+        checked.append((bytes(image.data), image.roi))
+    return checked
+
+
 @dataclass(frozen=True)
 class _Job:
     """What a request needs besides its images: the model's key, kind and loader, how a batch of it runs,
@@ -112,6 +125,7 @@ class Runtime:
         self._workers: ThreadPoolExecutor | None = None
         self._loaders: ThreadPoolExecutor | None = None
         self._batchers: dict[str, Batcher[Any]] = {}
+        self._pool: _core.ThreadPool | None = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -127,6 +141,8 @@ class Runtime:
         if self._context is not None:
             return
         settings = self.settings
+        if settings.decode_threads is not None:
+            self._pool = _core.ThreadPool(settings.decode_threads)
         self._workers = ThreadPoolExecutor(settings.workers, thread_name_prefix="sightd-inference")
         self._loaders = ThreadPoolExecutor(settings.load_threads, thread_name_prefix="sightd-load")
         cache: ModelCache[Any] = ModelCache(settings.cache_bytes, self._loaders, self.metrics)
@@ -141,8 +157,7 @@ class Runtime:
         context.stopping = True
         for batcher in list(self._batchers.values()):
             batcher.wake()
-        while self._batchers:
-            tasks = [b.task for b in self._batchers.values() if b.task is not None]
+        while tasks := [b.task for b in self._batchers.values() if b.task is not None]:
             await asyncio.gather(*tasks, return_exceptions=True)
         context.cache.clear()
         for executor in (self._workers, self._loaders):
@@ -178,7 +193,7 @@ class Runtime:
         job = _Job(
             version.key,
             "recognition",
-            functools.partial(models.load, version, self.settings),
+            functools.partial(models.load, version, self.settings, self._pool),
             _run_recognition,
             options=(bool(show_discarded), max_predictions),
         )
@@ -197,7 +212,7 @@ class Runtime:
         job = _Job(
             network.key,
             "network",
-            functools.partial(models.load, network, self.settings),
+            functools.partial(models.load, network, self.settings, self._pool),
             _run_network,
             payload=tuple(dict.fromkeys(output_tensors)),
         )
@@ -214,6 +229,7 @@ class Runtime:
 
     async def _submit(self, job: _Job, images: Sequence[ImageRequest], deadline: float | None) -> list[Any]:
         kind = job.kind
+        request_images = _checked(images)
         outcomes = self.metrics.requests
         try:
             context = self._started()
@@ -250,7 +266,6 @@ class Runtime:
                 f"({batcher.queued_requests} requests waiting)",
                 context.drain_estimate(batcher.queued_images + batcher.running_images),
             )
-        request_images: list[Image] = [(image.data, image.roi) for image in images]
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         request = Request(request_images, job.options, deadline, future, job.payload)
         batcher.submit(request)
