@@ -1,5 +1,5 @@
 """The in-process runtime under concurrent load: images per second, latency percentiles and the batches it
-forms, with dynamic batching on (max_batch 2, the default, and 8) and off (max_batch 1), against the
+forms, with dynamic batching on (max_batch 8, the default) and off (max_batch 1), against the
 Recognizer called directly (one request at a time, and whole batches of the largest max_batch) and
 onnxruntime's Python API on a pre-made tensor (the inference limit: no decoding, no preprocessing), on
 dog.jpg with the zoo's imagenet-mobilenet-v2. The runtime's other settings are its defaults unless swept
@@ -13,7 +13,7 @@ machine hits them alike; figures are medians over rounds. Prints the machine, ve
 and concurrency with ratios, then one JSON line.
 
 Usage: python bench/runtime.py [--rounds N] [--requests N] [--concurrency 1 4 8 32] [--workers 2...]
-                               [--delays-us D...] [--max-batch 2 8] [--decode-threads -1...]
+                               [--delays-us D...] [--max-batch 8...] [--decode-threads -1...]
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         "--delays-us", type=int, nargs="+", default=[DEFAULT_MAX_BATCH_DELAY_US], help="max batch delays"
     )
     parser.add_argument(
-        "--max-batch", type=int, nargs="+", default=[DEFAULT_MAX_BATCH, 8], help="max batch sizes to compare"
+        "--max-batch", type=int, nargs="+", default=[DEFAULT_MAX_BATCH], help="max batch sizes to compare"
     )
     parser.add_argument(
         "--decode-threads",
