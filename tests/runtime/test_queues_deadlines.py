@@ -88,6 +88,26 @@ async def test_the_global_queue_bounds_all_versions_together(networks: Path) -> 
         assert images_run(runtime) == 4
 
 
+async def test_the_global_queue_bounds_the_bytes_waiting(colours: VersionDefinition) -> None:
+    gate = Gate()
+    image = ppm(RED, 200, 100)  # 60 kB of pixels
+    async with Runtime(settings(max_queued_bytes=3 * len(image)), on_batch=gate) as runtime:
+        running = asyncio.create_task(
+            runtime.recognize(colours, [ImageRequest(image)] * 4)
+        )  # alone: admitted
+        await gate.entered()
+        queued = asyncio.create_task(runtime.recognize(colours, [ImageRequest(image)] * 3))
+        await asyncio.sleep(0)
+        assert runtime.metrics.value("sightd_runtime_queued_bytes") == 3 * len(image)
+        with pytest.raises(QueueFullError) as info:
+            await runtime.recognize(colours, [ImageRequest(image)])
+        assert "image bytes waiting" in str(info.value)
+        gate.open()
+        assert len(await running) == 4
+        assert len(await queued) == 3
+        assert runtime.metrics.value("sightd_runtime_queued_bytes") == 0
+
+
 async def test_a_request_whose_deadline_passed_is_refused_without_running(colours: VersionDefinition) -> None:
     async with Runtime(settings()) as runtime:
         with pytest.raises(DeadlineExceededError):

@@ -55,6 +55,10 @@ class Request:
     payload: Any = None  # what the kind's run function needs besides the options (asked tensors)
     enqueued: float = field(default_factory=time.monotonic)
     state: State = State.QUEUED
+    nbytes: int = field(init=False)  # encoded image bytes it holds
+
+    def __post_init__(self) -> None:
+        self.nbytes = sum(len(data) for data, _ in self.images)
 
     def expired(self, now: float) -> bool:
         return self.deadline is not None and self.deadline <= now
@@ -90,14 +94,17 @@ class Context:
         self.stopping = False
         self.queued_requests = 0
         self.queued_images = 0
+        self.queued_bytes = 0
         # Seconds of worker time per image (moving average), for the retry-after estimate of a full queue.
         self.seconds_per_image = 0.05
 
-    def count_queued(self, requests: int, images: int) -> None:
-        self.queued_requests += requests
-        self.queued_images += images
+    def count_queued(self, request: Request, sign: int) -> None:
+        self.queued_requests += sign
+        self.queued_images += sign * len(request.images)
+        self.queued_bytes += sign * request.nbytes
         self.metrics.queued_requests.set(self.queued_requests)
         self.metrics.queued_images.set(self.queued_images)
+        self.metrics.queued_bytes.set(self.queued_bytes)
 
     def record_service(self, seconds: float, images: int) -> None:
         if images > 0:  # a float store is atomic under the GIL; the average need not be exact
@@ -142,7 +149,7 @@ class Batcher(Generic[M]):
 
     def submit(self, request: Request) -> None:
         self._queue.append(request)
-        self._count(1, len(request.images))
+        self._count(request, 1)
         self._wake.set()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._dispatch(), name=f"batcher {self.key}")
@@ -152,17 +159,17 @@ class Batcher(Generic[M]):
         if request.state is not State.QUEUED:
             return False
         request.state = State.WITHDRAWN
-        self._count(-1, -len(request.images))
+        self._count(request, -1)
         self._wake.set()
         return True
 
     def wake(self) -> None:
         self._wake.set()
 
-    def _count(self, requests: int, images: int) -> None:
-        self.queued_requests += requests
-        self.queued_images += images
-        self.context.count_queued(requests, images)
+    def _count(self, request: Request, sign: int) -> None:
+        self.queued_requests += sign
+        self.queued_images += sign * len(request.images)
+        self.context.count_queued(request, sign)
 
     def _answer(self, request: Request, result: RequestResult) -> None:
         request.state = State.DONE
@@ -192,7 +199,7 @@ class Batcher(Generic[M]):
         while self._queue:
             request = self._queue.popleft()
             if request.state is State.QUEUED:
-                self._count(-1, -len(request.images))
+                self._count(request, -1)
                 self._answer(request, error)
 
     async def _serve(self, model: M) -> None:
@@ -241,12 +248,12 @@ class Batcher(Generic[M]):
                 continue
             count = len(request.images)
             if request.expired(now):
-                self._count(-1, -count)
+                self._count(request, -1)
                 self._answer(
                     request, DeadlineExceededError("the deadline passed while the request was queued")
                 )
             elif not batch or (request.options == batch[0].options and images + count <= max_batch):
-                self._count(-1, -count)
+                self._count(request, -1)
                 request.state = State.RUNNING
                 batch.append(request)
                 images += count

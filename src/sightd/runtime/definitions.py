@@ -94,6 +94,7 @@ class RuntimeSettings:
     max_batch_delay_us: int = DEFAULT_MAX_BATCH_DELAY_US  # how long the oldest request waits for company
     queue_depth: int = 256  # requests waiting per version (and per network)
     max_queued_requests: int = 1024  # requests waiting, all versions together
+    max_queued_bytes: int = 1024 * MiB  # encoded image bytes waiting, all versions together
     workers: int = DEFAULT_WORKERS  # batches running at once (threads; the core releases the GIL)
     cache_bytes: int = 4096 * MiB  # memory the loaded models may take (estimated, see memory_factor)
     # An entry's size is at least its ONNX file's size times this (weights, ONNX Runtime's prepacked copies
@@ -113,6 +114,7 @@ class RuntimeSettings:
             "max_batch",
             "queue_depth",
             "max_queued_requests",
+            "max_queued_bytes",
             "workers",
             "cache_bytes",
             "load_threads",

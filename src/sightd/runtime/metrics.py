@@ -73,6 +73,9 @@ class RuntimeMetrics:
         self.queued_images = Gauge(
             f"{prefix}_queued_images", "Images of the requests waiting in the queues", registry=r
         )
+        self.queued_bytes = Gauge(
+            f"{prefix}_queued_bytes", "Encoded image bytes of the requests waiting in the queues", registry=r
+        )
         self.running_batches = Gauge(
             f"{prefix}_running_batches", "Batches running on the worker threads", registry=r
         )

@@ -242,10 +242,14 @@ class Runtime:
         if deadline is not None and deadline <= time.monotonic():
             outcomes.labels(kind, "deadline_exceeded").inc()
             raise DeadlineExceededError("the deadline passed before the request was queued")
-        if context.queued_requests >= settings.max_queued_requests:
+        nbytes = sum(len(data) for data, _ in request_images)
+        if context.queued_requests >= settings.max_queued_requests or (
+            context.queued_requests and context.queued_bytes + nbytes > settings.max_queued_bytes
+        ):
             outcomes.labels(kind, "queue_full").inc()
             raise QueueFullError(
-                f"the inference queues are full ({context.queued_requests} requests waiting)",
+                f"the inference queues are full ({context.queued_requests} requests, "
+                f"{context.queued_bytes} image bytes waiting)",
                 context.drain_estimate(context.queued_images),
             )
         batcher = self._batchers.get(job.key)
