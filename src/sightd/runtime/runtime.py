@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,8 +29,6 @@ from sightd.runtime.definitions import (
 )
 from sightd.runtime.errors import DeadlineExceededError, QueueFullError, RuntimeStoppedError
 from sightd.runtime.metrics import RuntimeMetrics
-
-LOGGER = logging.getLogger("sightd.runtime")
 
 
 def _run_recognition(
