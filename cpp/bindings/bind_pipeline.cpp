@@ -130,13 +130,15 @@ struct Requests {
   }
 };
 
-std::vector<ImageResult> run_pipeline(const Pipeline& pipeline, const py::sequence& items) {
+std::vector<ImageResult> run_pipeline(const Pipeline& pipeline, const py::sequence& items, StageTimes* times) {
   Requests requests(items);
   std::vector<ImageOutcome> outcomes;
+  StageTimes measured;
   {
     py::gil_scoped_release release;
-    outcomes = pipeline.run(requests.images);
+    outcomes = pipeline.run(requests.images, &measured);
   }
+  if (times) *times = measured;
   const std::vector<std::string>& names = pipeline.output_names();
   const auto& constants = pipeline.spec().constant_inputs;
   std::vector<ImageResult> results(outcomes.size());
@@ -184,17 +186,20 @@ std::shared_ptr<Recognizer> make_recognizer(std::shared_ptr<Pipeline> pipeline, 
 }
 
 std::vector<RecognitionResult> recognize(const Recognizer& recognizer, const py::sequence& items,
-                                         bool show_discarded, const std::optional<int64_t>& max_predictions) {
+                                         bool show_discarded, const std::optional<int64_t>& max_predictions,
+                                         StageTimes* times) {
   if (max_predictions && *max_predictions < 0) {
     throw_invalid_argument("max_predictions", "must be a non-negative integer or None");
   }
   const int cap = !max_predictions ? -1 : static_cast<int>(std::min<int64_t>(*max_predictions, INT32_MAX));
   Requests requests(items);
   std::vector<Recognition> recognitions;
+  StageTimes measured;
   {
     py::gil_scoped_release release;
-    recognitions = recognizer.recognize(requests.images, show_discarded, cap);
+    recognitions = recognizer.recognize(requests.images, show_discarded, cap, &measured);
   }
+  if (times) *times = measured;
   std::vector<RecognitionResult> results;
   results.reserve(recognitions.size());
   for (Recognition& recognition : recognitions) results.push_back({std::move(recognition)});
@@ -207,6 +212,17 @@ void bind_pipeline(py::module_& m) {
   py::class_<ThreadPool, std::shared_ptr<ThreadPool>>(m, "ThreadPool")
       .def(py::init<int>(), py::arg("threads"))
       .def_property_readonly("size", &ThreadPool::size);
+
+  // Written by Pipeline.run / Recognizer.recognize (times=...) once the batch is done, with the GIL held.
+  py::class_<StageTimes>(m, "StageTimes")
+      .def(py::init<>())
+      .def_readonly("decode_preprocess", &StageTimes::decode_preprocess)
+      .def_readonly("inference", &StageTimes::inference)
+      .def_readonly("postprocess", &StageTimes::postprocess)
+      .def("__repr__", [](const StageTimes& t) {
+        return "StageTimes(decode_preprocess=" + std::to_string(t.decode_preprocess) +
+               ", inference=" + std::to_string(t.inference) + ", postprocess=" + std::to_string(t.postprocess) + ")";
+      });
 
   py::class_<ImageResult>(m, "ImageResult")
       .def_readonly("ok", &ImageResult::ok)
@@ -230,7 +246,7 @@ void bind_pipeline(py::module_& m) {
       .def_property_readonly("output_names", &Pipeline::output_names)
       .def_property_readonly("max_batch", &Pipeline::max_batch)
       .def_property_readonly("spec", &Pipeline::spec)
-      .def("run", &run_pipeline, py::arg("images"));
+      .def("run", &run_pipeline, py::arg("images"), py::kw_only(), py::arg("times") = nullptr);
 
   py::class_<RecognitionResult>(m, "RecognitionResult")
       .def_property_readonly("ok", [](const RecognitionResult& r) { return r.recognition.ok; })
@@ -258,7 +274,7 @@ void bind_pipeline(py::module_& m) {
       .def(py::init(&make_recognizer), py::arg("pipeline"), py::arg("post_processors"))
       .def_property_readonly("output_count", &Recognizer::output_count)
       .def("recognize", &recognize, py::arg("images"), py::arg("show_discarded") = false,
-           py::arg("max_predictions") = py::none());
+           py::arg("max_predictions") = py::none(), py::kw_only(), py::arg("times") = nullptr);
 }
 
 }  // namespace sightd::bindings

@@ -4,6 +4,7 @@
 #include "sightd/pipeline.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -145,18 +146,27 @@ const std::vector<std::string>& Pipeline::output_names() const noexcept { return
 const std::shared_ptr<ThreadPool>& Pipeline::pool() const noexcept { return impl_->pool; }
 int Pipeline::max_batch() const noexcept { return impl_->plan.max_batch; }
 
-std::vector<ImageOutcome> Pipeline::run(const std::vector<ImageRequest>& images) const {
+std::vector<ImageOutcome> Pipeline::run(const std::vector<ImageRequest>& images, StageTimes* times) const {
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
   std::vector<ImageOutcome> outcomes(images.size());
   PreparedBatch batch;
+  const Clock::time_point prepare_start = Clock::now();
   try {
     batch = impl_->preprocessor.prepare(images);
   } catch (const Error& error) {
     for (auto& outcome : outcomes) fail(outcome, error.code(), error.field(), error.what());
+    if (times) times->decode_preprocess = seconds_since(prepare_start);
     return outcomes;
   } catch (const std::exception& error) {
     for (auto& outcome : outcomes) fail(outcome, ErrorCode::kInternal, "", error.what());
+    if (times) times->decode_preprocess = seconds_since(prepare_start);
     return outcomes;
   }
+  const Clock::time_point inference_start = Clock::now();
+  if (times) times->decode_preprocess = std::chrono::duration<double>(inference_start - prepare_start).count();
   const std::size_t constant_count = impl_->preprocessor.spec().constant_inputs.size();
   for (std::size_t i = 0; i < images.size(); ++i) {
     const PreparedImage& prepared = batch.images[i];
@@ -192,6 +202,7 @@ std::vector<ImageOutcome> Pipeline::run(const std::vector<ImageRequest>& images)
       }
     }
   }
+  if (times) times->inference = seconds_since(inference_start);
   return outcomes;
 }
 

@@ -2,6 +2,7 @@
 // construction so that a request only copies tensor headers.
 #include "sightd/recognizer.hpp"
 
+#include <chrono>
 #include <exception>
 #include <string>
 #include <utility>
@@ -111,9 +112,10 @@ const Pipeline& Recognizer::pipeline() const noexcept { return *impl_->pipeline;
 std::size_t Recognizer::output_count() const noexcept { return impl_->post_processors.size(); }
 
 std::vector<Recognition> Recognizer::recognize(const std::vector<ImageRequest>& images, bool show_discarded,
-                                               int max_predictions) const {
+                                               int max_predictions, StageTimes* times) const {
   const Impl& impl = *impl_;
-  const std::vector<ImageOutcome> outcomes = impl.pipeline->run(images);
+  const std::vector<ImageOutcome> outcomes = impl.pipeline->run(images, times);
+  const auto postprocess_start = std::chrono::steady_clock::now();
   std::vector<Recognition> recognitions(outcomes.size());
   const auto body = [&](std::size_t i) {
     const ImageOutcome& outcome = outcomes[i];
@@ -135,6 +137,9 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<ImageRequest>& 
     body(0);
   } else {
     impl.pipeline->pool()->parallel_for(outcomes.size(), body);
+  }
+  if (times) {
+    times->postprocess = std::chrono::duration<double>(std::chrono::steady_clock::now() - postprocess_start).count();
   }
   return recognitions;
 }

@@ -387,6 +387,19 @@ class ThreadPool:
     @property
     def size(self) -> int: ...
 
+class StageTimes:
+    """Seconds one batch spent in each stage (steady clock, measured on the calling thread), filled in by
+    ``Pipeline.run(..., times=)`` (decode_preprocess, inference) and ``Recognizer.recognize(..., times=)``
+    (all three). One object per call: the call overwrites it."""
+
+    def __init__(self) -> None: ...
+    @property
+    def decode_preprocess(self) -> float: ...
+    @property
+    def inference(self) -> float: ...
+    @property
+    def postprocess(self) -> float: ...
+
 class ImageResult:
     """One image's outcome of Pipeline.run: outputs by name (this image's rows only) and transforms, or
     the error of this image."""
@@ -428,7 +441,10 @@ class Pipeline:
     @property
     def spec(self) -> PreprocessingSpec: ...
     def run(
-        self, images: Sequence[tuple[bytes | bytearray | memoryview | npt.NDArray[Any], Roi | None] | bytes]
+        self,
+        images: Sequence[tuple[bytes | bytearray | memoryview | npt.NDArray[Any], Roi | None] | bytes],
+        *,
+        times: StageTimes | None = None,
     ) -> list[ImageResult]: ...
 
 class RecognitionResult:
@@ -461,6 +477,8 @@ class Recognizer:
         images: Sequence[tuple[Buffer, Roi | None] | Buffer],
         show_discarded: bool = False,
         max_predictions: int | None = None,
+        *,
+        times: StageTimes | None = None,
     ) -> list[RecognitionResult]: ...
 
 # --- postprocess (bind_postprocess.cpp) ---

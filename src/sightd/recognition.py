@@ -116,12 +116,16 @@ class Recognizer:
         *,
         show_discarded: bool = False,
         max_predictions: int | None = None,
+        times: _core.StageTimes | None = None,
     ) -> list[_core.RecognitionResult]:
         """One result per image, in order: ``.ok`` and ``.outputs`` (one LabelsResult per spec output), or
-        ``.error``. One core call for the whole batch, with the GIL released."""
+        ``.error``. One core call for the whole batch, with the GIL released; ``times`` receives the batch's
+        stage durations."""
         if isinstance(max_predictions, bool):
             raise InvalidArgumentError("must be a non-negative integer or None", field="max_predictions")
-        return self.core.recognize(images, show_discarded=show_discarded, max_predictions=max_predictions)
+        return self.core.recognize(
+            images, show_discarded=show_discarded, max_predictions=max_predictions, times=times
+        )
 
 
 def result_json(result: _core.RecognitionResult) -> dict[str, Any]:

@@ -33,6 +33,15 @@ struct ImageOutcome {
   std::vector<Tensor> constants;
 };
 
+// Wall-clock seconds (std::chrono::steady_clock) one batch spent in each stage, for the service's metrics.
+// Measured on the calling thread around each stage as a whole: the parallel work inside a stage (decoding
+// on the pool, ONNX Runtime's intra-op threads) counts once, as the time the caller waited for it.
+struct StageTimes {
+  double decode_preprocess = 0.0;  // BatchPreprocessor::prepare: decode, roi, resize, normalise, group
+  double inference = 0.0;          // every session run of the batch (groups, chunks), feeds and outputs included
+  double postprocess = 0.0;        // Recognizer only: box decoding, NMS, label predictions
+};
+
 class Pipeline {
  public:
   // Checks the spec against the session (every tensor named exists with a compatible element type and
@@ -54,8 +63,9 @@ class Pipeline {
   int max_batch() const noexcept;
 
   // Thread-safe and never throws for bad input: a bad image fails alone (see ImageOutcome), a failed session
-  // run fails the images of that run (kEngine).
-  std::vector<ImageOutcome> run(const std::vector<ImageRequest>& images) const;
+  // run fails the images of that run (kEngine). `times`, when given, receives the stages' durations
+  // (decode_preprocess and inference; postprocess is left as it is).
+  std::vector<ImageOutcome> run(const std::vector<ImageRequest>& images, StageTimes* times = nullptr) const;
 
  private:
   struct Impl;

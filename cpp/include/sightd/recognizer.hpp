@@ -44,9 +44,10 @@ class Recognizer {
 
   // Thread-safe; never throws for bad input: a bad image fails alone. Post-processing runs in parallel over
   // the images on the pipeline's pool. Detection boxes are mapped back through the transform of the first
-  // image input. max_predictions < 0: no cap; otherwise it caps predicted and discarded each.
+  // image input. max_predictions < 0: no cap; otherwise it caps predicted and discarded each. `times`, when
+  // given, receives the durations of the batch's three stages (see StageTimes).
   std::vector<Recognition> recognize(const std::vector<ImageRequest>& images, bool show_discarded,
-                                     int max_predictions) const;
+                                     int max_predictions, StageTimes* times = nullptr) const;
 
  private:
   struct Impl;

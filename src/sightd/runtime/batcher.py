@@ -1,0 +1,321 @@
+"""The dynamic batcher of one version (or network): a queue of requests, a dispatcher task that forms
+batches, and their execution on the worker threads.
+
+Everything here runs on the event loop's thread except ``_run_in_worker``; futures are resolved on the loop
+(``run_in_executor`` hands the worker's return value back thread-safely). Rules (docs/runtime.md):
+
+- A batch is dispatched when its queue holds ``max_batch`` images, or when the oldest waiting request has
+  waited ``max_batch_delay_us``, or at once while the runtime stops; and only when a worker is free, so
+  that requests arriving while every worker is busy join the next batch (batches grow with the load).
+- A batch takes requests in arrival order, whole (a request's images stay together; one larger than
+  ``max_batch`` runs alone), and only requests with the same options (``show_discarded``,
+  ``max_predictions``), since the core applies one setting per call; the others wait for the next batch.
+- Requests whose deadline has passed are dropped, not run: when the caller's timer fires (it withdraws the
+  request), when a batch is formed, and once more on the worker right before the run.
+- The dispatcher holds the model's cache lease while it has work queued or running, so the model is not
+  evicted under it, and ends (releasing it) when both are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sightd import _core
+from sightd.runtime.cache import ModelCache
+from sightd.runtime.definitions import RuntimeSettings
+from sightd.runtime.errors import DeadlineExceededError
+from sightd.runtime.metrics import RuntimeMetrics
+
+M = TypeVar("M")
+Image = tuple[bytes, _core.Roi | None]
+# What one request gets: one outcome per image, or the error of the whole request.
+RequestResult = list[Any] | BaseException
+
+
+class State(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WITHDRAWN = "withdrawn"  # the caller gave up (deadline, cancellation) while it was queued
+    DONE = "done"
+
+
+@dataclass(eq=False)
+class Request:
+    images: Sequence[Image]
+    options: tuple[Any, ...]  # requests are batched together only when their options are equal
+    deadline: float | None  # time.monotonic()
+    future: asyncio.Future[list[Any]]
+    payload: Any = None  # what the kind's run function needs besides the options (asked tensors)
+    enqueued: float = field(default_factory=time.monotonic)
+    state: State = State.QUEUED
+    nbytes: int = field(init=False)  # encoded image bytes it holds
+
+    def __post_init__(self) -> None:
+        self.nbytes = sum(len(data) for data, _ in self.images)
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and self.deadline <= now
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """What the batch observer hook sees, on the worker thread, before each batch runs."""
+
+    key: str
+    kind: str
+    requests: int
+    images: int
+
+
+class Context:
+    """What every batcher of a runtime shares: settings, metrics, cache, workers and the queue totals."""
+
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        metrics: RuntimeMetrics,
+        cache: ModelCache[Any],
+        executor: Executor,
+        on_batch: Callable[[BatchInfo], None] | None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.cache = cache
+        self.executor = executor
+        self.on_batch = on_batch
+        self.slots = asyncio.Semaphore(settings.workers)  # batches running at once
+        self.stopping = False
+        self.queued_requests = 0
+        self.queued_images = 0
+        self.queued_bytes = 0
+        # Seconds of worker time per image (moving average), for the retry-after estimate of a full queue.
+        self.seconds_per_image = 0.05
+
+    def count_queued(self, request: Request, sign: int) -> None:
+        self.queued_requests += sign
+        self.queued_images += sign * len(request.images)
+        self.queued_bytes += sign * request.nbytes
+        self.metrics.queued_requests.set(self.queued_requests)
+        self.metrics.queued_images.set(self.queued_images)
+        self.metrics.queued_bytes.set(self.queued_bytes)
+
+    def record_service(self, seconds: float, images: int) -> None:
+        if images > 0:  # a float store is atomic under the GIL; the average need not be exact
+            self.seconds_per_image += 0.2 * (seconds / images - self.seconds_per_image)
+
+    def drain_estimate(self, images: int) -> float:
+        """Seconds until ``images`` queued images have run, at the recent pace, on every worker."""
+        return min(60.0, max(0.01, images * self.seconds_per_image / self.settings.workers))
+
+
+class Batcher(Generic[M]):
+    def __init__(
+        self,
+        context: Context,
+        key: str,
+        *,
+        kind: str,
+        load: Callable[[], tuple[M, int]],
+        run_batch: Callable[[M, Sequence[Request]], tuple[list[RequestResult], _core.StageTimes | None, int]],
+        on_idle: Callable[[Batcher[M]], None],
+    ) -> None:
+        self.context = context
+        self.key = key
+        self.kind = kind
+        self._load = load
+        # Runs the requests' images as one batch on the worker thread: each request's result, in order, the
+        # batch's stage durations and the images it ran (None and 0 when every request was refused).
+        self._run_batch = run_batch
+        self._on_idle = on_idle
+        self._queue: deque[Request] = deque()
+        self.queued_requests = 0
+        self.queued_images = 0
+        self.running_images = 0
+        self._in_flight = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    def submit(self, request: Request) -> None:
+        self._queue.append(request)
+        self._count(request, 1)
+        self._wake.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._dispatch(), name=f"batcher {self.key}")
+
+    def withdraw(self, request: Request) -> bool:
+        """Takes a queued request out (its caller gave up); False when it already runs or is answered."""
+        if request.state is not State.QUEUED:
+            return False
+        request.state = State.WITHDRAWN
+        self._count(request, -1)
+        self._wake.set()
+        return True
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _count(self, request: Request, sign: int) -> None:
+        self.queued_requests += sign
+        self.queued_images += sign * len(request.images)
+        self.context.count_queued(request, sign)
+
+    def _answer(self, request: Request, result: RequestResult) -> None:
+        request.state = State.DONE
+        if request.future.done():  # the caller stopped waiting (deadline, cancellation)
+            return
+        if isinstance(result, BaseException):
+            request.future.set_exception(result)
+        else:
+            request.future.set_result(result)
+
+    async def _dispatch(self) -> None:
+        try:
+            try:
+                lease = await self.context.cache.acquire(self.key, self._load)
+            except Exception as error:
+                self._fail_queued(error)
+                return
+            try:
+                await self._serve(lease.value)
+            finally:
+                lease.release()
+        finally:
+            self._task = None
+            self._on_idle(self)
+
+    def _fail_queued(self, error: BaseException) -> None:
+        while self._queue:
+            request = self._queue.popleft()
+            if request.state is State.QUEUED:
+                self._count(request, -1)
+                self._answer(request, error)
+
+    async def _serve(self, model: M) -> None:
+        settings = self.context.settings
+        while True:
+            if self.queued_requests == 0:
+                self._queue.clear()  # only withdrawn requests can be left
+                if self._in_flight == 0:
+                    return
+                await self._wait(None)
+                continue
+            head = next(r for r in self._queue if r.state is State.QUEUED)
+            if self.queued_images < settings.max_batch and not self.context.stopping:
+                remaining = head.enqueued + settings.max_batch_delay - time.monotonic()
+                if remaining > 0:
+                    await self._wait(remaining)
+                    continue
+            await self.context.slots.acquire()
+            batch = self._take()
+            if not batch:
+                self.context.slots.release()
+                continue
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._execute(model, batch))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _wait(self, timeout: float | None) -> None:
+        """Until a request arrives or leaves, a batch ends, the runtime stops, or ``timeout`` passes."""
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _take(self) -> list[Request]:
+        max_batch = self.context.settings.max_batch
+        now = time.monotonic()
+        batch: list[Request] = []
+        images = 0
+        left: deque[Request] = deque()
+        while self._queue and images < max_batch:
+            request = self._queue.popleft()
+            if request.state is not State.QUEUED:
+                continue
+            count = len(request.images)
+            if request.expired(now):
+                self._count(request, -1)
+                self._answer(
+                    request, DeadlineExceededError("the deadline passed while the request was queued")
+                )
+            elif not batch or (request.options == batch[0].options and images + count <= max_batch):
+                self._count(request, -1)
+                request.state = State.RUNNING
+                batch.append(request)
+                images += count
+            else:
+                left.append(request)
+        left.extend(self._queue)
+        self._queue = left
+        return batch
+
+    async def _execute(self, model: M, batch: list[Request]) -> None:
+        metrics = self.context.metrics
+        started = time.monotonic()
+        for request in batch:
+            metrics.queue_seconds.labels(self.kind).observe(started - request.enqueued)
+        images = sum(len(r.images) for r in batch)
+        self.running_images += images
+        metrics.running_batches.inc()
+        results: list[RequestResult]
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(
+                self.context.executor, self._run_in_worker, model, batch
+            )
+        except Exception as error:  # an internal failure: the batch's requests share it
+            results = [error] * len(batch)
+        finally:
+            metrics.running_batches.dec()
+            self.running_images -= images
+            self._in_flight -= 1
+            self.context.slots.release()
+            self._wake.set()
+        for request, result in zip(batch, results, strict=True):
+            self._answer(request, result)
+
+    def _run_in_worker(self, model: M, batch: list[Request]) -> list[RequestResult]:
+        context = self.context
+        if context.on_batch is not None:
+            context.on_batch(BatchInfo(self.key, self.kind, len(batch), sum(len(r.images) for r in batch)))
+        now = time.monotonic()
+        # future.done() read off the loop is a plain attribute read: at worst a request given up this very
+        # moment runs for nothing.
+        live = [r for r in batch if not r.expired(now) and not r.future.done()]
+        results: dict[int, RequestResult] = {
+            id(r): DeadlineExceededError("the deadline passed before the batch ran") for r in batch
+        }
+        if live:
+            started = time.perf_counter()
+            outcomes, times, images = self._run_batch(model, live)
+            elapsed = time.perf_counter() - started
+            for request, outcome in zip(live, outcomes, strict=True):
+                results[id(request)] = outcome
+            if times is not None:
+                self._observe(len(live), images, elapsed, times)
+        return [results[id(r)] for r in batch]
+
+    def _observe(self, requests: int, images: int, elapsed: float, times: _core.StageTimes) -> None:
+        metrics, kind = self.context.metrics, self.kind
+        metrics.batch_images.labels(kind).observe(images)
+        metrics.batch_requests.labels(kind).observe(requests)
+        metrics.batch_seconds.labels(kind).observe(elapsed)
+        metrics.stage_seconds.labels(kind, "decode_preprocess").observe(times.decode_preprocess)
+        metrics.stage_seconds.labels(kind, "inference").observe(times.inference)
+        # The core's post-processing plus what Python adds after the core call (result documents).
+        postprocess = max(0.0, elapsed - times.decode_preprocess - times.inference)
+        metrics.stage_seconds.labels(kind, "postprocess").observe(postprocess)
+        self.context.record_service(elapsed, images)

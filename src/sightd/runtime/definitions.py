@@ -1,0 +1,147 @@
+"""What the runtime is asked to run (versions, networks, images), what it answers, and its settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+
+from sightd import _core
+from sightd.config import Settings
+from sightd.errors import CoreError
+from sightd.recognition import SessionSettings
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class VersionDefinition:
+    """Everything needed to build the Recognizer of one recognition version.
+
+    ``key`` identifies the built Recognizer in the cache: two definitions with the same key must describe
+    the same thing (``f"version:{id}:{network_sha256}"``).
+    """
+
+    key: str
+    network_path: Path  # the ONNX file (a blob)
+    preprocessing: Mapping[str, Any]  # the network's v0.7 preprocessing document (with extensions)
+    mean_files: Mapping[str, bytes]  # mean file name -> bytes
+    spec_outputs: Sequence[Mapping[str, Any]]  # the recognition spec's v0.7 `outputs`
+    post_processings: Sequence[Mapping[str, Any]]  # the version's v0.7 `post_processings`
+
+
+@dataclass(frozen=True)
+class NetworkDefinition:
+    """A network for raw inference (v0.7 network inference) and validation; ``key`` as for versions, and
+    distinct from every version's key (``f"network:{id}:{sha256}"``)."""
+
+    key: str
+    network_path: Path
+    preprocessing: Mapping[str, Any]
+    mean_files: Mapping[str, bytes]
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One encoded image (URL or base64 already resolved by the caller) and its optional region."""
+
+    data: bytes
+    roi: _core.Roi | None = None
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """One image's recognition: the v0.7 result ``{"outputs": [{"labels": {...}}]}`` or its error."""
+
+    result: dict[str, Any] | None = None
+    error: CoreError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class TensorsOutcome:
+    """One image's raw network inference: the asked output tensors by name (this image's rows, without the
+    batch dimension when the preprocessing has ``batched_output``) or its error."""
+
+    tensors: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    error: CoreError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# Measured with bench/runtime.py on the 2-core development machine (docs/runtime.md): two batches at once
+# (one decodes while the other is in ONNX Runtime) beat one; batches of 8 run up to 1.6 times faster per
+# image than single images on a quiet machine; a delay only slows lone requests down, since batches grow
+# anyway while the workers are busy.
+DEFAULT_WORKERS = 2
+DEFAULT_MAX_BATCH = 8
+DEFAULT_MAX_BATCH_DELAY_US = 0
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How the runtime batches, queues, runs and caches (docs/runtime.md)."""
+
+    max_batch: int = DEFAULT_MAX_BATCH  # most images in one batch (a larger request runs alone, whole)
+    max_batch_delay_us: int = DEFAULT_MAX_BATCH_DELAY_US  # how long the oldest request waits for company
+    queue_depth: int = 256  # requests waiting per version (and per network)
+    max_queued_requests: int = 1024  # requests waiting, all versions together
+    max_queued_bytes: int = 1024 * MiB  # encoded image bytes waiting, all versions together
+    workers: int = DEFAULT_WORKERS  # batches running at once (threads; the core releases the GIL)
+    cache_bytes: int = 4096 * MiB  # memory the loaded models may take (estimated, see memory_factor)
+    # An entry's size is at least its ONNX file's size times this (weights, ONNX Runtime's prepacked copies
+    # and session state measured at 2.9 to 3.5 times the file on the zoo), or the resident memory its load
+    # and warm-up added, when that is more.
+    memory_factor: float = 3.5
+    warmup: bool = True  # run one batch of max_batch synthetic images at load (and measure its memory)
+    load_threads: int = 1  # models loading at once, on their own threads (never on the inference workers)
+    max_pixels: int = 100_000_000  # decoding refuses larger images (ImageTooLargeError)
+    # Threads decoding a batch's images besides its worker thread: None, the core's shared pool (cores - 1);
+    # a number, a pool of that many for the runtime's models (0: each batch decodes on its worker alone).
+    decode_threads: int | None = None
+    session: SessionSettings = field(default_factory=SessionSettings)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_batch",
+            "queue_depth",
+            "max_queued_requests",
+            "max_queued_bytes",
+            "workers",
+            "cache_bytes",
+            "load_threads",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RuntimeSettings.{name} must be at least 1")
+        if self.max_batch_delay_us < 0:
+            raise ValueError("RuntimeSettings.max_batch_delay_us must not be negative")
+        if self.decode_threads is not None and self.decode_threads < 0:
+            raise ValueError("RuntimeSettings.decode_threads must not be negative")
+        if self.memory_factor <= 0:
+            raise ValueError("RuntimeSettings.memory_factor must be positive")
+
+    @property
+    def max_batch_delay(self) -> float:
+        return self.max_batch_delay_us / 1e6
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RuntimeSettings:
+        """The runtime part of the service's configuration (queue_depth, max_batch, max_batch_delay_us,
+        session_cache_bytes); the global queue bound is four versions' worth."""
+        values: dict[str, Any] = {
+            "max_batch": settings.max_batch,
+            "max_batch_delay_us": settings.max_batch_delay_us,
+            "queue_depth": settings.queue_depth,
+            "max_queued_requests": 4 * settings.queue_depth,
+            "cache_bytes": settings.session_cache_bytes,
+        }
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,207 @@
+"""The dynamic batcher: which requests share a batch, counted through the batch hook and the metrics (never
+through timing), and the answers each request gets (solid colours through a channel-means network)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from runtime_support import BLUE, GREEN, NAMES, RED, Gate, colour_network, ppm, top_label, version
+
+from sightd.errors import ImageError, InvalidArgumentError
+from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory: pytest.TempPathFactory) -> VersionDefinition:
+    return version(colour_network(tmp_path_factory.mktemp("runtime") / "colours.onnx"))
+
+
+def settings(**values: object) -> RuntimeSettings:
+    defaults: dict[str, object] = {"workers": 1, "max_batch": 4, "max_batch_delay_us": 0, "warmup": False}
+    return RuntimeSettings(**{**defaults, **values})  # type: ignore[arg-type]
+
+
+def image(colour: tuple[int, int, int]) -> ImageRequest:
+    return ImageRequest(ppm(colour))
+
+
+def batches_run(runtime: Runtime) -> float:
+    return runtime.metrics.value("sightd_runtime_batch_images_count", {"kind": "recognition"})
+
+
+async def test_a_lone_request_is_answered_after_the_delay(colours: VersionDefinition) -> None:
+    async with Runtime(settings(max_batch=8, max_batch_delay_us=20_000)) as runtime:
+        (outcome,) = await runtime.recognize(colours, [image(RED)])
+        assert outcome.ok
+        assert outcome.result is not None
+        assert top_label(outcome.result) == "red"
+        assert batches_run(runtime) == 1
+
+
+async def test_requests_arriving_together_share_a_batch(colours: VersionDefinition) -> None:
+    gate = Gate(closed=False)
+    # A long delay: only a full batch (4 images) is dispatched before it, so one batch proves they shared it.
+    async with Runtime(
+        settings(max_batch=4, max_batch_delay_us=30_000_000, workers=2), on_batch=gate
+    ) as runtime:
+        palette = [RED, GREEN, BLUE, RED]
+        answers = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in palette))
+        assert gate.sizes == [4]
+        assert [top_label(a[0].result or {}) for a in answers] == [NAMES[c] for c in palette]
+        assert runtime.metrics.value("sightd_runtime_batch_requests_sum", {"kind": "recognition"}) == 4
+
+
+async def test_requests_queued_behind_a_busy_worker_form_the_next_batch(colours: VersionDefinition) -> None:
+    gate = Gate()
+    async with Runtime(settings(max_batch=4), on_batch=gate) as runtime:
+        first = asyncio.create_task(runtime.recognize(colours, [image(GREEN)]))
+        await gate.entered()  # the only worker holds the first batch
+        palette = [RED, BLUE, GREEN, RED, BLUE]
+        later = [asyncio.create_task(runtime.recognize(colours, [image(c)])) for c in palette]
+        await asyncio.sleep(0.05)  # let them queue (no effect on what is asserted)
+        gate.open()
+        answers = await asyncio.gather(first, *later)
+        assert gate.sizes == [1, 4, 1]  # max_batch 4, in arrival order
+        assert [top_label(a[0].result or {}) for a in answers] == ["green", *(NAMES[c] for c in palette)]
+        assert batches_run(runtime) == 3
+        assert runtime.metrics.value("sightd_runtime_batch_images_sum", {"kind": "recognition"}) == 6
+
+
+async def test_a_request_keeps_its_images_together_in_one_batch(colours: VersionDefinition) -> None:
+    gate = Gate()
+    async with Runtime(settings(max_batch=4), on_batch=gate) as runtime:
+        blocker = asyncio.create_task(runtime.recognize(colours, [image(RED)]))
+        await gate.entered()
+        three = asyncio.create_task(runtime.recognize(colours, [image(RED), image(GREEN), image(BLUE)]))
+        two = asyncio.create_task(runtime.recognize(colours, [image(BLUE), image(BLUE)]))
+        one = asyncio.create_task(runtime.recognize(colours, [image(GREEN)]))
+        six = asyncio.create_task(runtime.recognize(colours, [image(c) for c in [RED, GREEN, BLUE] * 2]))
+        await asyncio.sleep(0.05)
+        gate.open()
+        await blocker
+        # The 2-image request does not fit beside the 3 and waits for the next batch; the lone image that
+        # fits joins the first; a request larger than max_batch runs alone, whole.
+        assert [top_label(o.result or {}) for o in await three] == ["red", "green", "blue"]
+        assert [top_label(o.result or {}) for o in await two] == ["blue", "blue"]
+        assert [top_label(o.result or {}) for o in await one] == ["green"]
+        assert [top_label(o.result or {}) for o in await six] == ["red", "green", "blue"] * 2
+        assert gate.sizes == [1, 4, 2, 6]
+
+
+async def test_only_requests_with_the_same_options_share_a_batch(colours: VersionDefinition) -> None:
+    gate = Gate()
+    async with Runtime(settings(max_batch=8), on_batch=gate) as runtime:
+        blocker = asyncio.create_task(runtime.recognize(colours, [image(RED)]))
+        await gate.entered()
+        plain = [asyncio.create_task(runtime.recognize(colours, [image(RED)])) for _ in range(2)]
+        shown = [
+            asyncio.create_task(runtime.recognize(colours, [image(GREEN)], show_discarded=True))
+            for _ in range(2)
+        ]
+        capped = asyncio.create_task(
+            runtime.recognize(colours, [image(BLUE)], show_discarded=True, max_predictions=0)
+        )
+        await asyncio.sleep(0.05)
+        gate.open()
+        await blocker
+        for task in plain:
+            labels = (await task)[0].result["outputs"][0]["labels"]  # type: ignore[index]
+            assert [p["label_name"] for p in labels["predicted"]] == ["red"]
+            assert labels["discarded"] == []
+        for task in shown:
+            labels = (await task)[0].result["outputs"][0]["labels"]  # type: ignore[index]
+            assert [p["label_name"] for p in labels["predicted"]] == ["green"]
+            assert {p["label_name"] for p in labels["discarded"]} == {"red", "blue"}
+        labels = (await capped)[0].result["outputs"][0]["labels"]  # type: ignore[index]
+        assert labels == {"predicted": [], "discarded": []}
+        assert gate.sizes == [1, 2, 2, 1]
+
+
+async def test_a_bad_image_fails_alone_and_results_stay_in_order(colours: VersionDefinition) -> None:
+    async with Runtime(settings(max_batch=8, max_batch_delay_us=1000)) as runtime:
+        outcomes = await runtime.recognize(
+            colours, [image(BLUE), ImageRequest(b"not an image"), image(RED), ImageRequest(ppm(GREEN)[:30])]
+        )
+        assert [o.ok for o in outcomes] == [True, False, True, False]
+        assert isinstance(outcomes[1].error, ImageError)
+        assert isinstance(outcomes[3].error, ImageError)
+        assert [top_label(outcomes[i].result or {}) for i in (0, 2)] == ["blue", "red"]
+
+
+async def test_inference_runs_on_worker_threads_while_the_loop_serves(
+    colours: VersionDefinition,
+) -> None:
+    gate = Gate()
+    async with Runtime(settings(), on_batch=gate) as runtime:
+        running = asyncio.create_task(runtime.recognize(colours, [image(RED)]))
+        await gate.entered()
+        ticks = 0
+        for _ in range(5):  # the loop is free while a batch is held on its worker
+            await asyncio.sleep(0)
+            ticks += 1
+        assert not running.done()
+        assert ticks == 5
+        gate.open()
+        assert top_label((await running)[0].result or {}) == "red"
+        assert gate.threads[0] != threading.current_thread().name
+        assert gate.threads[0].startswith("sightd-inference")
+
+
+async def test_many_tasks_at_once_each_get_their_own_answers(colours: VersionDefinition) -> None:
+    palette = [RED, GREEN, BLUE]
+    async with Runtime(settings(workers=2, max_batch=8, max_batch_delay_us=2000)) as runtime:
+        requests = [[image(palette[(i + j) % 3]) for j in range(1 + i % 3)] for i in range(60)]
+        answers = await asyncio.gather(*(runtime.recognize(colours, r) for r in requests))
+        for request, outcomes in zip(requests, answers, strict=True):
+            assert [top_label(o.result or {}) for o in outcomes] == [
+                NAMES[next(c for c in palette if ppm(c) == i.data)] for i in request
+            ]
+        metrics = runtime.metrics
+        assert metrics.value("sightd_runtime_batch_images_sum", {"kind": "recognition"}) == 120
+        batches = batches_run(runtime)
+        assert batches < 60  # some requests shared batches
+        for stage in ("decode_preprocess", "inference", "postprocess"):
+            labels = {"kind": "recognition", "stage": stage}
+            assert metrics.value("sightd_runtime_stage_seconds_count", labels) == batches
+            assert metrics.value("sightd_runtime_stage_seconds_sum", labels) > 0
+        assert metrics.value("sightd_runtime_queue_seconds_count", {"kind": "recognition"}) == 60
+        assert metrics.value("sightd_runtime_requests_total", {"kind": "recognition", "outcome": "ok"}) == 60
+        assert metrics.value("sightd_runtime_queued_requests") == 0
+        assert metrics.value("sightd_runtime_queued_images") == 0
+        assert metrics.value("sightd_runtime_running_batches") == 0
+
+
+async def test_negative_max_predictions_is_refused_before_queueing(colours: VersionDefinition) -> None:
+    async with Runtime(settings()) as runtime:
+        with pytest.raises(InvalidArgumentError) as info:
+            await runtime.recognize(colours, [image(RED)], max_predictions=-1)
+        assert info.value.field == "max_predictions"
+        assert await runtime.recognize(colours, []) == []
+        assert batches_run(runtime) == 0
+
+
+async def test_images_of_the_wrong_type_are_refused_before_they_reach_a_batch(
+    colours: VersionDefinition,
+) -> None:
+    async with Runtime(settings()) as runtime:
+        with pytest.raises(InvalidArgumentError) as info:
+            await runtime.recognize(colours, [image(RED), ImageRequest(ppm(RED), roi="top")])  # type: ignore[arg-type]
+        assert info.value.field == "images[1].roi"
+        with pytest.raises(InvalidArgumentError) as info:
+            await runtime.recognize(colours, [ImageRequest("red")])  # type: ignore[arg-type]
+        assert info.value.field == "images[0].data"
+        (outcome,) = await runtime.recognize(colours, [ImageRequest(bytearray(ppm(BLUE)))])
+        assert top_label(outcome.result or {}) == "blue"
+        assert batches_run(runtime) == 1
+
+
+@pytest.mark.parametrize("decode_threads", [0, 1])
+async def test_a_runtime_pool_decodes_the_batches(colours: VersionDefinition, decode_threads: int) -> None:
+    async with Runtime(
+        settings(max_batch=8, max_batch_delay_us=5000, decode_threads=decode_threads)
+    ) as runtime:
+        palette = [RED, GREEN, BLUE] * 3
+        answers = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in palette))
+        assert [top_label(a[0].result or {}) for a in answers] == [NAMES[c] for c in palette]
