@@ -73,6 +73,15 @@ class BadRequestError(ServiceError):
         message = f"{field}: {description}" if field else description
         return cls(message, reason=reason, violations=[FieldViolation(field, description)])
 
+    @classmethod
+    def of_violations(cls, violations: Sequence[FieldViolation], *, reason: str = "") -> Self:
+        """Several problems at once; the message quotes the first and counts the others."""
+        first = violations[0]
+        message = f"{first.field}: {first.description}" if first.field else first.description
+        if len(violations) > 1:
+            message += f" (and {len(violations) - 1} more)"
+        return cls(message, reason=reason, violations=violations)
+
 
 class NotFoundError(ServiceError):
     """The resource does not exist, or the caller's key may not see it (the two are not told apart)."""
