@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from sightd.store.database import Database, open_database
 from sightd.store.schema import metadata
+from sightd.zoo import build, installed
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SIGHTD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -66,3 +67,10 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture(scope="session")
+def zoo() -> installed.Zoo:
+    """The built public zoo (built once; idempotent, and safe when xdist workers build at once)."""
+    build.build()
+    return installed.load()

@@ -13,13 +13,7 @@ from sightd.app.errors import PermissionDeniedError
 from sightd.store import keys, networks, recognition
 from sightd.store.blobs import BlobStore
 from sightd.store.database import Database
-from sightd.zoo import artifacts, build, catalog, installed
-
-
-@pytest.fixture(scope="session")
-def zoo() -> installed.Zoo:
-    build.build()  # idempotent; under xdist, workers may run it at once
-    return installed.load()
+from sightd.zoo import artifacts, catalog, installed
 
 
 async def test_every_tenant_sees_the_zoo_read_only(
