@@ -49,7 +49,7 @@ def test_a_region_becomes_a_checked_roi() -> None:
     assert boxed.roi.bbox == pytest.approx((0.1, 0.2, 0.6, 0.9))
     shaped = inputs.prepare(one(data=PNG, polygon=polygon), max_image_bytes=1 << 20)
     assert shaped.roi is not None
-    assert shaped.roi.polygon == pytest.approx([(0.1, 0.1), (0.9, 0.1), (0.5, 0.9)])
+    assert [c for point in shaped.roi.polygon for c in point] == pytest.approx([0.1, 0.1, 0.9, 0.1, 0.5, 0.9])
     assert refusal(one(data=PNG, bbox=bbox, polygon=polygon)) == (
         "INVALID_ARGUMENT",
         ["inputs[0].image.polygon"],
