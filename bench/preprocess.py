@@ -3,8 +3,11 @@
 The recipe is MobileNet's / torchvision's: RGB, resize the shorter side to 256, centre crop 224x224, scale to
 [0, 1], subtract the ImageNet mean, divide by its std, float32 NCHW. Every variant runs on the same encoded
 bytes, interleaved round by round so that the noise of a shared machine hits them alike; the figures are
-medians over rounds. Also measured: two threads on a batch against one, and reduced JPEG decoding (speed and
-pixel difference against exact mode) on a 4000x3000 JPEG made here from a real photo.
+medians over rounds. The core runs it with OpenCV's bilinear resize (as the OpenCV-Python + NumPy peer) and
+with `antialias` (Pillow's antialiased bilinear resize, as the Pillow + NumPy peer: the like-for-like
+comparison for that variant). Also measured: the resize alone (dog.jpg to 341x256), two threads on a batch
+against one, and reduced JPEG decoding (speed and pixel difference against exact mode) on a 4000x3000 JPEG
+made here from a real photo.
 
 Usage: python bench/preprocess.py [--rounds N] [--iterations N] [--batch N]
 """
@@ -98,7 +101,7 @@ def pillow_numpy(data: bytes) -> np.ndarray:
     return np.ascontiguousarray(chw.transpose(2, 0, 1))
 
 
-def core_spec() -> _core.PreprocessingSpec:
+def core_spec(antialias: bool = False) -> _core.PreprocessingSpec:
     spec = _core.ImageInputSpec()
     spec.tensor_name = "input"
     spec.resize_type = _core.ResizeType.CROP
@@ -108,6 +111,7 @@ def core_spec() -> _core.PreprocessingSpec:
     spec.pixel_scaling = 1.0
     spec.mean = MEAN.tolist()
     spec.std = STD.tolist()
+    spec.antialias = antialias
     whole = _core.PreprocessingSpec()
     whole.image_inputs = [spec]
     return whole
@@ -139,6 +143,28 @@ def large_jpeg(skimage_data: Path, darknet_data: Path) -> tuple[bytes, str]:
         f"{path.name} ({image.shape[1]}x{image.shape[0]}) resized to 4000x3000 with INTER_CUBIC, JPEG q90"
     )
     return encoded.tobytes(), source
+
+
+def resize_only(image: np.ndarray, width: int, height: int) -> dict[str, Callable[[], object]]:
+    """The resize alone, 8-bit BGR in and out: the core (SQUASH to UINT8 NHWC BGR gives the resized pixels),
+    Pillow (on an RGB image already converted) and OpenCV-Python."""
+    spec = _core.ImageInputSpec()
+    spec.tensor_name = "image"
+    spec.resize_type = _core.ResizeType.SQUASH
+    spec.data_type = _core.DataType.UINT8
+    spec.dimension_order = _core.DimensionOrder.NHWC
+    spec.target_width, spec.target_height = width, height
+    plain = _core.ImagePreprocessor(spec)
+    spec.antialias = True
+    antialiased = _core.ImagePreprocessor(spec)
+    rgb = Image.fromarray(np.ascontiguousarray(image[:, :, ::-1]))
+    return {
+        "core_antialias": lambda: antialiased.write(image),
+        "pillow_bilinear": lambda: rgb.resize((width, height), Image.Resampling.BILINEAR),
+        "core_linear": lambda: plain.write(image),
+        "opencv_linear": lambda: cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR),
+        "opencv_area": lambda: cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA),
+    }
 
 
 def median_times(variants: dict[str, Callable[[], object]], rounds: int, iterations: int) -> dict[str, float]:
@@ -184,6 +210,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     one = _core.BatchPreprocessor(spec, threads=1)
     two = _core.BatchPreprocessor(spec, threads=2)
     reduced = _core.BatchPreprocessor(spec, threads=1, reduced_decoding=True)
+    antialias = _core.BatchPreprocessor(core_spec(antialias=True), threads=1)
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores")
@@ -202,6 +229,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     reference = opencv_numpy(dog)
     core_result = core_tensor(one.prepare([(dog, None)]))
     exact_difference = float(np.abs(core_result - reference).max())
+    antialias_difference = float(
+        np.abs(core_tensor(antialias.prepare([(dog, None)])) - pillow_numpy(dog)).max()
+    )
 
     results: dict[str, object] = {"machine": info, "large_image": big_source}
     for label, data, iterations in (
@@ -211,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         variants: dict[str, Callable[[], object]] = {
             "core": lambda data=data: one.prepare([(data, None)]),
             "core_reduced": lambda data=data: reduced.prepare([(data, None)]),
+            "core_antialias": lambda data=data: antialias.prepare([(data, None)]),
             "opencv_numpy": lambda data=data: opencv_numpy(data),
             "pillow_numpy": lambda data=data: pillow_numpy(data),
             # Decoding alone, to tell the decoder's share from the preprocessing's.
@@ -223,15 +254,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             print(f"  {name:14s} {ms:8.2f} ms  {1000 / ms:8.1f}/s")
         after_decode = {
             "core": times["core"] - times["decode_core"],
+            "core_antialias": times["core_antialias"] - times["decode_core"],
             "opencv_numpy": times["opencv_numpy"] - times["decode_opencv"],
         }
         print(
-            f"  after decoding: core {after_decode['core']:.2f} ms, OpenCV-Python + NumPy "
-            f"{after_decode['opencv_numpy']:.2f} ms"
+            f"  after decoding: core {after_decode['core']:.2f} ms, core with antialias "
+            f"{after_decode['core_antialias']:.2f} ms, "
+            f"OpenCV-Python + NumPy {after_decode['opencv_numpy']:.2f} ms"
         )
         ratios = {
             "core_vs_opencv": times["opencv_numpy"] / times["core"],
             "core_vs_pillow": times["pillow_numpy"] / times["core"],
+            "core_antialias_vs_pillow": times["pillow_numpy"] / times["core_antialias"],
             "core_reduced_vs_opencv": times["opencv_numpy"] / times["core_reduced"],
             "core_reduced_vs_core": times["core"] / times["core_reduced"],
             "decode_core_vs_opencv": times["decode_opencv"] / times["decode_core"],
@@ -256,6 +290,24 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "reduced_mean_abs_diff_levels": float(levels.mean()),
         }
 
+    dog_pixels = cv2.imdecode(np.frombuffer(dog, np.uint8), cv2.IMREAD_COLOR)
+    width, height = resized_size(dog_pixels.shape[1], dog_pixels.shape[0])
+    resize_times = median_times(resize_only(dog_pixels, width, height), args.rounds, args.iterations)
+    print(
+        f"resize alone, dog.jpg {dog_pixels.shape[1]}x{dog_pixels.shape[0]} -> {width}x{height}, 8-bit BGR:"
+    )
+    for name, ms in resize_times.items():
+        print(f"  {name:16s} {ms:7.3f} ms")
+    resize_ratios = {
+        "core_antialias_vs_pillow": resize_times["pillow_bilinear"] / resize_times["core_antialias"],
+        "core_antialias_vs_opencv_area": resize_times["opencv_area"] / resize_times["core_antialias"],
+        "core_antialias_vs_core_linear": resize_times["core_linear"] / resize_times["core_antialias"],
+    }
+    for name, ratio in resize_ratios.items():
+        print(f"  {name:30s} {ratio:5.2f}x")
+    results["resize_only"] = {"size": [width, height], "ms": resize_times, "ratios": resize_ratios}
+    print()
+
     batch = [(dog, None)] * args.batch
     times = median_times(
         {"one_thread": lambda: one.prepare(batch), "two_threads": lambda: two.prepare(batch)},
@@ -270,8 +322,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "of CPU time (a busy shared machine gives less than 2)"
     )
     print(f"core vs OpenCV-Python + NumPy on dog.jpg: max |diff| {exact_difference:.2e} (same recipe)")
+    print(
+        f"core with antialias vs Pillow + NumPy on dog.jpg: max |diff| {antialias_difference:.2e} "
+        "(same recipe)"
+    )
     results["batch"] = {"size": args.batch, "ms": times, "two_thread_speedup": speedup, "cores_used": cores}
     results["core_vs_opencv_max_abs_diff"] = exact_difference
+    results["core_antialias_vs_pillow_max_abs_diff"] = antialias_difference
     print(json.dumps({"bench": "preprocess", **results}))
     return results
 

@@ -182,6 +182,7 @@ void bind_preprocess(py::module_& m) {
       .def_readwrite("max_size", &ImageInputSpec::max_size)
       .def_readwrite("stride", &ImageInputSpec::stride)
       .def_readwrite("interpolation", &ImageInputSpec::interpolation)
+      .def_readwrite("antialias", &ImageInputSpec::antialias)
       .def_property_readonly("channel_count", &ImageInputSpec::channel_count);
 
   py::class_<ConstantValue>(m, "ConstantValue")

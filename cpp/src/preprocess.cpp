@@ -1,15 +1,18 @@
-// Writing one image into its slot of an input tensor: cv::resize into a buffer the size of the resized image
-// (or straight into the slot when the values are the pixels themselves), then one pass of a row kernel
-// (preprocess_kernels.cpp) that reorders the colour channels, scales, subtracts the means, divides by std and
-// lays the values out. Every choice is made once per spec by picking the kernel.
+// Writing one image into its slot of an input tensor: cv::resize (or Pillow's antialiased resampling,
+// resize_antialias.cpp) into a buffer the size of the resized image (or straight into the slot when the values
+// are the pixels themselves), then one pass of a row kernel (preprocess_kernels.cpp) that reorders the colour
+// channels, scales, subtracts the means, divides by std and lays the values out. Every choice is made once
+// per spec by picking the kernel.
 #include <algorithm>
-#include <map>
-#include <mutex>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include <opencv2/imgproc.hpp>
 
+#include "lru_cache.hpp"
 #include "preprocess_kernels.hpp"
+#include "resize_antialias.hpp"
 #include "sightd/error.hpp"
 #include "sightd/preprocess.hpp"
 
@@ -19,6 +22,8 @@ namespace {
 
 // NETWORK resizing gives one tensor size per image aspect: the per-pixel mean is kept for the last few.
 constexpr std::size_t kMeanCacheEntries = 16;
+// Antialiased resizing's taps, per (source size, resized size): photos of a few camera sizes come back often.
+constexpr std::size_t kAntialiasCacheEntries = 16;
 
 int cv_interpolation(Interpolation interpolation) {
   switch (interpolation) {
@@ -42,6 +47,15 @@ void check_source(const cv::Mat& image) {
   }
 }
 
+// The part of the resized image that lands in the tensor (all of it but for CROP).
+cv::Rect visible_part(const ResizePlan& plan) {
+  const int x0 = std::max(0, -plan.offset_x);
+  const int y0 = std::max(0, -plan.offset_y);
+  const int x1 = std::min(plan.resized_width, plan.tensor_width - plan.offset_x);
+  const int y1 = std::min(plan.resized_height, plan.tensor_height - plan.offset_y);
+  return cv::Rect(x0, y0, std::max(0, x1 - x0), std::max(0, y1 - y0));
+}
+
 }  // namespace
 
 struct ImagePreprocessor::Impl {
@@ -55,34 +69,47 @@ struct ImagePreprocessor::Impl {
   bool swap_before = false;  // see detail::swaps_before
   float pad[3] = {0.0f, 0.0f, 0.0f};  // output value of a padding element (before a per-pixel mean)
   bool pad_subtracts_mean = false;
+  std::optional<detail::ResampleFilter> antialias;  // set: Pillow's resampling when an axis shrinks
 
-  mutable std::mutex cache_mutex;
-  using MeanValues = std::shared_ptr<const std::vector<float>>;
-  // (width, height) -> (last use, mean values)
-  mutable std::map<std::pair<int, int>, std::pair<uint64_t, MeanValues>> mean_cache;
-  mutable uint64_t cache_clock = 0;
+  // (width, height) -> the per-pixel mean at that tensor size
+  detail::LruCache<std::pair<int, int>, std::vector<float>> mean_cache{kMeanCacheEntries};
+  // (source width, height, resized width, height) -> antialiased resizing's taps
+  detail::LruCache<std::tuple<int, int, int, int>, detail::AntialiasPlan> antialias_cache{
+      kAntialiasCacheEntries};
 
   std::shared_ptr<const std::vector<float>> resized_mean(int width, int height) const;
+  std::vector<float> mean_at_size(int width, int height) const;
   void fill_padding(const ResizePlan& plan, void* destination, const float* mean) const;
+  // Resizes into `destination`, already of the resized size (a buffer, or a region of the tensor). Antialiased
+  // resizing computes only the part the tensor shows; cv::resize, all of it.
+  void resize_into(const cv::Mat& source, cv::Mat& destination, const ResizePlan& plan) const;
 };
 
-// The per-pixel mean divided by std, resized to the tensor size and laid out as the tensor.
-std::shared_ptr<const std::vector<float>> ImagePreprocessor::Impl::resized_mean(int width, int height) const {
-  const auto key = std::make_pair(width, height);
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex);
-    auto found = mean_cache.find(key);
-    if (found != mean_cache.end()) {
-      found->second.first = ++cache_clock;
-      return found->second.second;
-    }
+void ImagePreprocessor::Impl::resize_into(const cv::Mat& source, cv::Mat& destination,
+                                          const ResizePlan& plan) const {
+  const cv::Rect visible = visible_part(plan);
+  if (antialias && (source.cols > destination.cols || source.rows > destination.rows)) {
+    if (visible.empty()) return;
+    const auto key = std::make_tuple(source.cols, source.rows, destination.cols, destination.rows);
+    const auto taps = antialias_cache.get(
+        key, [&] { return detail::make_antialias_plan(source.size(), destination.size(), *antialias); });
+    detail::resize_antialias(source, destination, *taps, visible);
+    return;
   }
-  // Computed outside the lock: two threads may both compute a new size once; either result is the same.
+  cv::resize(source, destination, destination.size(), 0, 0, interpolation);
+}
+
+std::shared_ptr<const std::vector<float>> ImagePreprocessor::Impl::resized_mean(int width, int height) const {
+  return mean_cache.get(std::make_pair(width, height), [&] { return mean_at_size(width, height); });
+}
+
+// The per-pixel mean divided by std, resized to the tensor size and laid out as the tensor.
+std::vector<float> ImagePreprocessor::Impl::mean_at_size(int width, int height) const {
   const MeanImage& mean = *spec.mean_file;
   const int channels = mean.channels;
   const std::size_t plane = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
   const std::size_t mean_plane = static_cast<std::size_t>(mean.height) * static_cast<std::size_t>(mean.width);
-  auto values = std::make_shared<std::vector<float>>(plane * static_cast<std::size_t>(channels));
+  std::vector<float> values(plane * static_cast<std::size_t>(channels));
   for (int c = 0; c < channels; ++c) {
     cv::Mat source(mean.height, mean.width, CV_32F, const_cast<float*>(mean.data.data()) + c * mean_plane);
     cv::Mat resized = source;
@@ -96,17 +123,10 @@ std::shared_ptr<const std::vector<float>> ImagePreprocessor::Impl::resized_mean(
         const std::size_t pixel = static_cast<std::size_t>(y) * static_cast<std::size_t>(width) + x;
         const std::size_t at =
             spec.dimension_order == DimensionOrder::kNCHW ? c * plane + pixel : pixel * channels + c;
-        (*values)[at] = row[x] * inverse_std;
+        values[at] = row[x] * inverse_std;
       }
     }
   }
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  if (mean_cache.size() >= kMeanCacheEntries) {
-    const auto older = [](const auto& a, const auto& b) { return a.second.first < b.second.first; };
-    auto oldest = std::min_element(mean_cache.begin(), mean_cache.end(), older);
-    mean_cache.erase(oldest);
-  }
-  mean_cache[key] = {++cache_clock, values};
   return values;
 }
 
@@ -154,6 +174,10 @@ ImagePreprocessor::ImagePreprocessor(ImageInputSpec spec) {
   impl->kernel = detail::pick_kernel(spec, impl->pixel_mean);
   impl->swap_before = detail::swaps_before(spec);
   impl->interpolation = cv_interpolation(spec.interpolation);
+  if (spec.antialias) {
+    impl->antialias = spec.interpolation == Interpolation::kCubic ? detail::ResampleFilter::kBicubic
+                                                                  : detail::ResampleFilter::kBilinear;
+  }
   impl->identity = spec.data_type == DataType::kUint8 && spec.dimension_order == DimensionOrder::kNHWC &&
                    spec.color_channels == ColorChannels::kBGR && !impl->pixel_mean;
   for (int c = 0; c < channels; ++c) {
@@ -172,8 +196,8 @@ cv::Mat ImagePreprocessor::resize(const cv::Mat& source, const ResizePlan& plan)
   check_source(source);
   check_plan(plan);
   if (source.cols == plan.resized_width && source.rows == plan.resized_height) return source;
-  cv::Mat resized;
-  cv::resize(source, resized, cv::Size(plan.resized_width, plan.resized_height), 0, 0, impl_->interpolation);
+  cv::Mat resized(plan.resized_height, plan.resized_width, CV_8UC3);
+  impl_->resize_into(source, resized, plan);
   return resized;
 }
 
@@ -254,7 +278,7 @@ void ImagePreprocessor::write(const cv::Mat& source, const ResizePlan& plan, voi
     if (source.cols == plan.resized_width && source.rows == plan.resized_height) {
       source.copyTo(region);
     } else {
-      cv::resize(source, region, region.size(), 0, 0, impl.interpolation);
+      impl.resize_into(source, region, plan);
     }
     impl.fill_padding(plan, destination, nullptr);
     transform.scale_x = plan.resized_width / transform.crop_width;
@@ -268,7 +292,8 @@ void ImagePreprocessor::write(const cv::Mat& source, const ResizePlan& plan, voi
   thread_local cv::Mat buffer;  // reused: one allocation per thread and size, not per image
   const cv::Mat* resized = &source;
   if (source.cols != plan.resized_width || source.rows != plan.resized_height) {
-    cv::resize(source, buffer, cv::Size(plan.resized_width, plan.resized_height), 0, 0, impl.interpolation);
+    buffer.create(plan.resized_height, plan.resized_width, CV_8UC3);
+    impl.resize_into(source, buffer, plan);
     resized = &buffer;
   }
   convert(*resized, plan, destination, transform);

@@ -2,6 +2,7 @@
 // the formulas and roundings implemented here; keep both in step).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <set>
 #include <string>
 
@@ -89,6 +90,10 @@ void validate_image_input(const ImageInputSpec& spec, std::size_t position) {
   }
   if (spec.max_size < 0 || spec.max_size > kMaxTensorSide) {
     throw_invalid_argument(field("max_size"), "must be in 0.." + std::to_string(kMaxTensorSide));
+  }
+  if (spec.antialias && spec.interpolation != Interpolation::kLinear &&
+      spec.interpolation != Interpolation::kCubic) {
+    throw_invalid_argument(field("antialias"), "only applies to LINEAR and CUBIC interpolation");
   }
   if (spec.stride < 0 || spec.stride > 4096) throw_invalid_argument(field("stride"), "must be in 0..4096");
   if (spec.resize_type != ResizeType::kNetwork && (spec.max_size != 0 || spec.stride != 0)) {
@@ -195,11 +200,12 @@ ResizePlan plan_resize(const ImageInputSpec& spec, int src_width, int src_height
     case ResizeType::kLetterbox: {
       if (tw * h <= th * w) {  // the width is the tighter side
         plan.resized_width = spec.target_width;
-        const int following = round_half_up(static_cast<double>(h * tw) / static_cast<double>(w));
+        // Darknet's letterbox_image: the fitted side is rounded down (integer division).
+        const int following = static_cast<int>(static_cast<int64_t>(h) * tw / w);
         plan.resized_height = std::clamp(following, 1, spec.target_height);
       } else {
         plan.resized_height = spec.target_height;
-        const int following = round_half_up(static_cast<double>(w * th) / static_cast<double>(h));
+        const int following = static_cast<int>(static_cast<int64_t>(w) * th / h);
         plan.resized_width = std::clamp(following, 1, spec.target_width);
       }
       if (spec.letterbox_align == LetterboxAlign::kCenter) {

@@ -208,6 +208,7 @@ class ImageInputSpec:
     max_size: int
     stride: int
     interpolation: Interpolation
+    antialias: bool
     def __init__(self) -> None: ...
     @property
     def channel_count(self) -> int: ...

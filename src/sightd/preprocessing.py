@@ -61,6 +61,7 @@ IMAGE_FIELDS = frozenset(
         "max_size",
         "stride",
         "interpolation",
+        "antialias",
     ]
 )
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*(?:[xX]\s*(\d{1,6})\s*)?$")
@@ -242,6 +243,14 @@ def _image_input(
             checker.fail(f"{path}.{key}", f"must be an integer in 1..{limit}")
         else:
             setattr(spec, key, value)
+    if "antialias" in image:
+        antialias = image["antialias"]
+        if not isinstance(antialias, bool):
+            checker.fail(f"{path}.antialias", "must be true or false")
+        elif antialias and image.get("interpolation") in ("AREA", "NEAREST"):
+            checker.fail(f"{path}.antialias", "only applies to LINEAR and CUBIC interpolation")
+        else:
+            spec.antialias = antialias
     return spec
 
 
@@ -394,6 +403,8 @@ def _image_document(spec: _core.ImageInputSpec, mean_file_name: str) -> dict[str
         image["stride"] = spec.stride
     if spec.interpolation != _core.Interpolation.LINEAR:
         image["interpolation"] = spec.interpolation.name
+    if spec.antialias:
+        image["antialias"] = True
     return image
 
 

@@ -1,7 +1,8 @@
 """An independent NumPy + OpenCV-Python reference of the preprocessing that docs/preprocessing.md defines.
 
 Written from the documented formulas, in float64, one obvious step at a time (resize, crop/pad onto a canvas,
-colour order, scaling, means, layout), with nothing shared with the core's code.
+colour order, scaling, means, layout), with nothing shared with the core's code. Antialiased resizing is
+Pillow's own Image.resize.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from PIL import Image
 
 INTERPOLATIONS = {
     "LINEAR": cv2.INTER_LINEAR,
@@ -38,6 +40,7 @@ class RefSpec:
     max_size: int = 0
     stride: int = 0
     interpolation: str = "LINEAR"
+    antialias: bool = False
 
     @property
     def channels(self) -> int:
@@ -72,9 +75,9 @@ def plan(spec: RefSpec, w: int, h: int) -> RefPlan:
         return RefPlan(rw, rh, -((rw - tw) // 2), -((rh - th) // 2), tw, th)
     if spec.resize_type == "LETTERBOX":
         if tw / w <= th / h:
-            rw, rh = tw, min(th, max(1, half_up(h * tw / w)))
+            rw, rh = tw, min(th, max(1, h * tw // w))
         else:
-            rw, rh = min(tw, max(1, half_up(w * th / h))), th
+            rw, rh = min(tw, max(1, w * th // h)), th
         if spec.letterbox_align == "CENTER":
             return RefPlan(rw, rh, (tw - rw) // 2, (th - rh) // 2, tw, th)
         return RefPlan(rw, rh, 0, 0, tw, th)
@@ -90,12 +93,21 @@ def plan(spec: RefSpec, w: int, h: int) -> RefPlan:
     return RefPlan(rw, rh, 0, 0, tw_, th_)
 
 
+def pillow_resize(bgr: np.ndarray, width: int, height: int, interpolation: str = "LINEAR") -> np.ndarray:
+    """Pillow's Image.resize (BILINEAR for LINEAR, BICUBIC for CUBIC) of an 8-bit BGR image."""
+    resample = Image.Resampling.BICUBIC if interpolation == "CUBIC" else Image.Resampling.BILINEAR
+    rgb = Image.fromarray(np.ascontiguousarray(bgr[:, :, ::-1]))
+    return np.asarray(rgb.resize((width, height), resample))[:, :, ::-1]
+
+
 def preprocess(bgr: np.ndarray, spec: RefSpec) -> tuple[np.ndarray, RefPlan]:
     """The tensor of one image (no batch dimension) and its plan."""
     h, w = bgr.shape[:2]
     p = plan(spec, w, h)
     if (w, h) == (p.resized_width, p.resized_height):
         resized = bgr
+    elif spec.antialias and (p.resized_width < w or p.resized_height < h):
+        resized = pillow_resize(bgr, p.resized_width, p.resized_height, spec.interpolation)
     else:
         resized = cv2.resize(
             bgr,

@@ -22,7 +22,12 @@ def test_preprocess_bench_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert '{"bench": "preprocess"' in out
     # The core computes the same recipe as the OpenCV-Python + NumPy version it is compared with.
     assert results["core_vs_opencv_max_abs_diff"] < 1e-4
+    # With antialias, the same recipe as the Pillow + NumPy version.
+    assert results["core_antialias_vs_pillow_max_abs_diff"] < 1e-4
+    assert {"core_antialias", "pillow_bilinear", "opencv_area"} <= set(results["resize_only"]["ms"])
     for label in ("dog.jpg 768x576", "4000x3000"):
-        assert {"core", "core_reduced", "opencv_numpy", "pillow_numpy"} <= set(results[label]["ms"])
+        assert {"core", "core_reduced", "core_antialias", "opencv_numpy", "pillow_numpy"} <= set(
+            results[label]["ms"]
+        )
         assert results[label]["reduced_mean_abs_diff"] < 0.2
     assert results["batch"]["size"] == 2

@@ -54,6 +54,7 @@ def core_spec(ref: RefSpec) -> _core.ImageInputSpec:
     spec.letterbox_align = getattr(_core.LetterboxAlign, ref.letterbox_align)
     spec.max_size, spec.stride = ref.max_size, ref.stride
     spec.interpolation = getattr(_core.Interpolation, ref.interpolation)
+    spec.antialias = ref.antialias
     return spec
 
 

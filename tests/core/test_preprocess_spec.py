@@ -68,6 +68,14 @@ MEAN_3x4x4 = _core.MeanImage(np.zeros((3, 4, 4), np.float32))
         (lambda: whole(image(stride=32)), "inputs[0].image.stride"),
         (lambda: whole(image(max_size=-1)), "inputs[0].image.max_size"),
         (
+            lambda: whole(image(antialias=True, interpolation=_core.Interpolation.AREA)),
+            "inputs[0].image.antialias",
+        ),
+        (
+            lambda: whole(image(antialias=True, interpolation=_core.Interpolation.NEAREST)),
+            "inputs[0].image.antialias",
+        ),
+        (
             lambda: whole(image(color_channels=_core.ColorChannels.L, mean_file=MEAN_3x4x4)),
             "inputs[0].image.mean_file",
         ),
@@ -111,3 +119,4 @@ def test_good_specs_pass() -> None:
     _core.ImagePreprocessor(
         image(color_channels=_core.ColorChannels.L, mean=[0.5], std=[0.2], pad_value=[3.0])
     )
+    _core.ImagePreprocessor(image(antialias=True, interpolation=_core.Interpolation.CUBIC))

