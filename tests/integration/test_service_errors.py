@@ -508,11 +508,19 @@ async def test_a_second_key_sees_nothing_of_the_first(deployed: Deployed) -> Non
     ]
     for call in hidden:
         assert (await refused(call)).code == grpc.StatusCode.NOT_FOUND
+    own_spec = (
+        await other.specs.CreateRecognitionSpec(
+            recognition_pb2.CreateRecognitionSpecRequest(
+                spec=recognition_pb2.RecognitionSpec(name="theirs", outputs=deployed.spec.outputs)
+            ),
+            metadata=omd,
+        )
+    ).spec
     borrowed = await refused(
         other.versions.CreateRecognitionVersion(
             recognition_pb2.CreateRecognitionVersionRequest(
                 version=recognition_pb2.RecognitionVersion(
-                    spec_id="nsfw-v1",
+                    spec_id=own_spec.id,
                     network_id=network_id,
                     post_processings=deployed.version.post_processings,
                 )
@@ -521,11 +529,12 @@ async def test_a_second_key_sees_nothing_of_the_first(deployed: Deployed) -> Non
         )
     )
     assert borrowed.code == grpc.StatusCode.NOT_FOUND
-    assert "network_id" in fields(borrowed)
+    assert fields(borrowed) == ["network_id"]
     assert (await other.networks.ListNetworks(networks_pb2.ListNetworksRequest(), metadata=omd)).count == 0
-    assert (
-        await other.specs.ListRecognitionSpecs(recognition_pb2.ListRecognitionSpecsRequest(), metadata=omd)
-    ).count == 0
+    theirs = await other.specs.ListRecognitionSpecs(
+        recognition_pb2.ListRecognitionSpecsRequest(), metadata=omd
+    )
+    assert [spec.id for spec in theirs.results] == [own_spec.id]
     assert (
         await other.versions.ListRecognitionVersions(
             recognition_pb2.ListRecognitionVersionsRequest(), metadata=omd

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ from google.protobuf import field_mask_pb2
 
 from sightd.app import documents
 from sightd.app.errors import BadRequestError, FieldViolation
-from sightd.app.networks import NetworkFields, Networks
+from sightd.app.networks import MAX_FILES, NetworkFields, Networks
 from sightd.grpc.auth import current_tenant
 from sightd.grpc.handlers import answers_errors
 from sightd.store.networks import MUTABLE_FIELDS, NetworkRecord
@@ -78,16 +79,21 @@ class NetworkServicer(networks_pb2_grpc.NetworkServiceServicer):
         upload = self.networks.upload()
         fields: NetworkFields | None = None
         try:
-            async for part in request_iterator:
-                which = part.WhichOneof("part")
-                if fields is None:
-                    if which != "network":
-                        raise BadRequestError.of("network", "the first message must carry the network")
-                    fields = _fields(part.network)
-                elif which == "chunk":
-                    await upload.add(part.chunk.field_name, part.chunk.data)
-                else:
-                    raise BadRequestError.of("network", "only the first message carries the network")
+            try:
+                async for part in request_iterator:
+                    which = part.WhichOneof("part")
+                    if fields is None:
+                        if which != "network":
+                            raise BadRequestError.of("network", "the first message must carry the network")
+                        fields = _fields(part.network)
+                    elif which == "chunk":
+                        await upload.add(part.chunk.field_name, part.chunk.data)
+                    else:
+                        raise BadRequestError.of("network", "only the first message carries the network")
+            except BadRequestError:
+                # As much as a valid upload may carry: a refused one costs no more than an accepted one.
+                await _discard_rest(request_iterator, MAX_FILES * self.networks.max_upload_bytes)
+                raise
             if fields is None:
                 raise BadRequestError.of("network", "the first message must carry the network")
             record, task_id = await self.networks.create(tenant, fields, upload)
@@ -138,6 +144,19 @@ class NetworkServicer(networks_pb2_grpc.NetworkServiceServicer):
     ) -> networks_pb2.InferNetworkResponse:
         task_id = await self.infer(current_tenant(), request)
         return networks_pb2.InferNetworkResponse(task_id=str(task_id))
+
+
+async def _discard_rest(
+    request_iterator: AsyncIterator[networks_pb2.CreateNetworkRequest], budget: int
+) -> None:
+    """Reads what the client still sends, up to ``budget`` bytes, before the call is refused: a client
+    whose messages are still in flight when the answer comes would see the call fail with its own write
+    error (INTERNAL) instead of the refusal."""
+    with contextlib.suppress(Exception):
+        async for part in request_iterator:
+            budget -= part.ByteSize()
+            if budget < 0:
+                break
 
 
 def _fields(network: networks_pb2.Network) -> NetworkFields:
