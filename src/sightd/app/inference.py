@@ -35,7 +35,7 @@ from sightd.app.errors import (
     UnavailableError,
 )
 from sightd.app.tasks import TaskBoard
-from sightd.errors import CoreError, EngineError, ImageError, InvalidArgumentError
+from sightd.errors import CoreError, ImageError, InvalidArgumentError
 from sightd.postprocessing import PostProcessingError
 from sightd.preprocessing import PreprocessingError
 from sightd.runtime import DeadlineExceededError as RuntimeDeadlineError
@@ -98,9 +98,7 @@ def image_error(error: CoreError, image: inputs.PreparedImage) -> BaseException:
     if isinstance(error, InvalidArgumentError) and not isinstance(error, PostProcessingError):
         where = f"{inputs.FIELD}.{field}" if field.startswith(("bbox", "polygon")) else image.field
         return BadRequestError.of(where, error.message)
-    if isinstance(error, EngineError):
-        return error
-    return error
+    return error  # EngineError (ONNX Runtime failed on this image) and the rest: internal
 
 
 def _max_predictions(request: Recognition) -> int:

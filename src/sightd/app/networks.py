@@ -30,6 +30,8 @@ CONVERTIBLE = {
     "caffe": "convert it to ONNX (for instance with caffe2onnx) and upload it with framework 'onnx'",
 }
 MAX_FILES = 16
+# Mean files are read whole to be checked: a per-pixel mean of a 4096x4096 RGB float input is 192 MiB.
+MAX_MEAN_FILE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,13 @@ class Networks:
                 )
             )
         paths = await upload.sealed()
+        for name in sorted(mean_names & set(paths)):
+            if paths[name].stat().st_size > MAX_MEAN_FILE_BYTES:
+                violations.append(
+                    FieldViolation(name, f"a mean file has at most {MAX_MEAN_FILE_BYTES} bytes")
+                )
+        if violations:
+            raise BadRequestError.of_violations(violations)
         mean_files = {
             name: await asyncio.to_thread(paths[name].read_bytes) for name in mean_names if name in paths
         }
