@@ -125,8 +125,9 @@ class SightService:
             definitions.check_network,
             max_upload_bytes=settings.max_upload_bytes,
             task_ttl=settings.task_ttl,
+            on_change=definitions.forget,
         )
-        recognition = Recognition(database, blobs, definitions.check_version)
+        recognition = Recognition(database, blobs, definitions.check_version, on_change=definitions.forget)
         inference = self.inference = Inference(
             definitions,
             board,

@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 from google.protobuf import field_mask_pb2
@@ -245,6 +246,12 @@ async def test_life_cycle(database: Database, tmp_path: Path, zoo: installed.Zoo
             recognition_pb2.GetRecognitionSpecRequest(id=spec.id), metadata=md
         )
         assert not got.spec.HasField("current_version_id")
+        # At once, although the spec's version was just used (and remembered) for recognition.
+        with pytest.raises(grpc.aio.AioRpcError) as no_version:
+            await client.inference.Recognize(
+                inference_pb2.RecognizeRequest(spec_id=spec.id, inputs=image_input(data=dog)), metadata=md
+            )
+        assert no_version.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         await client.specs.DeleteRecognitionSpec(
             recognition_pb2.DeleteRecognitionSpecRequest(id=spec.id), metadata=md
         )

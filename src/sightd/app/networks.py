@@ -159,12 +159,15 @@ class Networks:
         *,
         max_upload_bytes: int,
         task_ttl: float,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
+        """``on_change`` is called after each change (what remembers networks forgets them)."""
         self.database = database
         self.blobs = blobs
         self.validate = validate
         self.max_upload_bytes = max_upload_bytes
         self.task_ttl = task_ttl
+        self.on_change = on_change
 
     def upload(self) -> Upload:
         return Upload(self.blobs, self.max_upload_bytes)
@@ -261,10 +264,13 @@ class Networks:
 
     async def update(self, tenant_id: int, network_id: str, changes: Mapping[str, Any]) -> NetworkRecord:
         async with self.database.write() as connection:
-            return await network_store.update_network(connection, tenant_id, network_id, changes)
+            record = await network_store.update_network(connection, tenant_id, network_id, changes)
+        self.on_change()
+        return record
 
     async def delete(self, tenant_id: int, network_id: str) -> None:
         async with self.database.write() as connection:
             unused = await network_store.delete_network(connection, tenant_id, network_id)
+        self.on_change()
         for sha256 in unused:
             await asyncio.to_thread(self.blobs.delete, sha256)

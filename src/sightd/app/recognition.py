@@ -45,10 +45,18 @@ def _violations(error: PostProcessingError) -> list[FieldViolation]:
 class Recognition:
     """The spec and version use cases of one service instance."""
 
-    def __init__(self, database: Database, blobs: BlobStore, validate: VersionValidator) -> None:
+    def __init__(
+        self,
+        database: Database,
+        blobs: BlobStore,
+        validate: VersionValidator,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_change`` is called after each change of a spec or version (what remembers them forgets)."""
         self.database = database
         self.blobs = blobs
         self.validate = validate
+        self.on_change = on_change
 
     # --- specs --------------------------------------------------------------------------------------
 
@@ -92,11 +100,14 @@ class Recognition:
 
     async def update_spec(self, tenant_id: int, spec_id: str, changes: Mapping[str, Any]) -> SpecRecord:
         async with self.database.write() as connection:
-            return await recognition_store.update_spec(connection, tenant_id, spec_id, changes)
+            record = await recognition_store.update_spec(connection, tenant_id, spec_id, changes)
+        self.on_change()
+        return record
 
     async def delete_spec(self, tenant_id: int, spec_id: str) -> None:
         async with self.database.write() as connection:
             await recognition_store.delete_spec(connection, tenant_id, spec_id)
+        self.on_change()
 
     async def list_spec_versions(
         self, tenant_id: int, spec_id: str, *, offset: int, limit: int
@@ -161,3 +172,4 @@ class Recognition:
     async def delete_version(self, tenant_id: int, version_id: int) -> None:
         async with self.database.write() as connection:
             await recognition_store.delete_version(connection, tenant_id, version_id)
+        self.on_change()
