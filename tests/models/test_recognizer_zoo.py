@@ -1,7 +1,7 @@
 """The Recognizer on the zoo's real models and real photos, against the already-tested pieces composed in
 Python (Pipeline.run, then each PostProcessor on the image's outputs and constants): the one-call path must
-give exactly the same results. The top labels and boxes must be the ones model-sources.md observed (scores
-are not compared to the observations here: the core's resize differs from PIL's; see docs/zoo.md).
+give exactly the same results. The top labels and boxes must be the ones model-sources.md observed (the
+scores are compared with the observations in test_zoo_core.py).
 """
 
 from __future__ import annotations
