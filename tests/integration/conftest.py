@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -74,3 +75,12 @@ def zoo() -> installed.Zoo:
     """The built public zoo (built once; idempotent, and safe when xdist workers build at once)."""
     build.build()
     return installed.load()
+
+
+@pytest.fixture
+async def deployed(tmp_path: Path, zoo: installed.Zoo, darknet_data: Path) -> AsyncIterator[Any]:
+    """A running service where acme has imagenet-mobilenet-v2 deployed (integration.deployment)."""
+    from integration.deployment import deploy  # imports the whole service: only for the tests using it
+
+    async with deploy(tmp_path / "data", zoo, darknet_data) as deployed:
+        yield deployed

@@ -1,12 +1,10 @@
 """Every error path of the service over gRPC, with its status code and details (ErrorInfo reason,
-BadRequest field violations, RetryInfo), and tenant isolation: a second key sees nothing of the first's."""
+BadRequest field violations, RetryInfo)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -14,95 +12,22 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2
 
-from integration.harness import Running, Stubs, image_server, running_service
-from integration.test_service_lifecycle import image_input, mobilenet_network, upload_requests
+from integration.deployment import (
+    MODEL,
+    Deployed,
+    fields,
+    image_input,
+    mobilenet_network,
+    refused,
+    upload_requests,
+)
+from integration.harness import image_server, running_service
 from sightd.app import documents
-from sightd.grpc.status import StatusDetails, details_of
 from sightd.store import keys
 from sightd.store import recognition as recognition_store
 from sightd.store.database import open_database
 from sightd.v1 import common_pb2, inference_pb2, networks_pb2, recognition_pb2, tasks_pb2
 from sightd.zoo import installed
-
-MODEL = "imagenet-mobilenet-v2"
-
-
-async def refused(call: Awaitable[Any]) -> StatusDetails:
-    with pytest.raises(grpc.aio.AioRpcError) as failed:
-        await call
-    return details_of(failed.value)
-
-
-@dataclass
-class Deployed:
-    running: Running
-    client: Stubs
-    network: networks_pb2.Network
-    spec: recognition_pb2.RecognitionSpec
-    version: recognition_pb2.RecognitionVersion
-    dog: bytes
-
-
-@pytest.fixture
-async def deployed(tmp_path: Path, zoo: installed.Zoo, darknet_data: Path) -> AsyncIterator[Deployed]:
-    """acme's network, spec and current version of imagenet-mobilenet-v2; the public models too."""
-    async with running_service(tmp_path / "data", public_models=True, max_running_tasks=2) as running:
-        client = running.clients["acme"]
-        md = client.metadata
-        network = (
-            await client.networks.CreateNetwork(
-                iter(
-                    upload_requests(
-                        mobilenet_network(zoo), {"model.onnx": zoo.networks[MODEL].path.read_bytes()}
-                    )
-                ),
-                metadata=md,
-            )
-        ).network
-        spec = (
-            await client.specs.CreateRecognitionSpec(
-                recognition_pb2.CreateRecognitionSpecRequest(
-                    spec=recognition_pb2.RecognitionSpec(
-                        name="mine",
-                        outputs=[
-                            documents.to_message(o, recognition_pb2.RecognitionSpecOutput)
-                            for o in zoo.models[MODEL].spec["outputs"]
-                        ],
-                    )
-                ),
-                metadata=md,
-            )
-        ).spec
-        version = (
-            await client.versions.CreateRecognitionVersion(
-                recognition_pb2.CreateRecognitionVersionRequest(
-                    version=recognition_pb2.RecognitionVersion(
-                        spec_id=spec.id,
-                        network_id=network.id,
-                        post_processings=[
-                            documents.to_message(
-                                zoo.models[MODEL].post_processing, recognition_pb2.PostProcessing
-                            )
-                        ],
-                    )
-                ),
-                metadata=md,
-            )
-        ).version
-        spec = (
-            await client.specs.UpdateRecognitionSpec(
-                recognition_pb2.UpdateRecognitionSpecRequest(
-                    spec=recognition_pb2.RecognitionSpec(id=spec.id, current_version_id=version.id),
-                    update_mask=field_mask_pb2.FieldMask(paths=["current_version_id"]),
-                ),
-                metadata=md,
-            )
-        ).spec
-        yield Deployed(running, client, network, spec, version, (darknet_data / "dog.jpg").read_bytes())
-
-
-def fields(details: StatusDetails) -> list[str]:
-    return [v.field for v in details.violations]
 
 
 async def test_network_creation_errors(deployed: Deployed, zoo: installed.Zoo) -> None:
@@ -461,96 +386,3 @@ async def test_internal_errors_answer_an_id_only(
     logged = [r for r in caplog.records if getattr(r, "error_id", None) == error_id]
     assert logged
     assert logged[0].exc_info is not None
-
-
-async def test_a_second_key_sees_nothing_of_the_first(deployed: Deployed) -> None:
-    owner, md = deployed.client, deployed.client.metadata
-    other = deployed.running.clients["globex"]
-    task = await owner.inference.Infer(
-        inference_pb2.InferRequest(version_id=deployed.version.id, inputs=image_input(data=deployed.dog)),
-        metadata=md,
-    )
-    network_id, spec_id, version_id = deployed.network.id, deployed.spec.id, deployed.version.id
-    omd = other.metadata
-    hidden = [
-        other.networks.GetNetwork(networks_pb2.GetNetworkRequest(id=network_id), metadata=omd),
-        other.networks.UpdateNetwork(
-            networks_pb2.UpdateNetworkRequest(network=networks_pb2.Network(id=network_id, name="x")),
-            metadata=omd,
-        ),
-        other.networks.DeleteNetwork(networks_pb2.DeleteNetworkRequest(id=network_id), metadata=omd),
-        other.networks.InferNetwork(
-            networks_pb2.InferNetworkRequest(id=network_id, inputs=image_input(data=deployed.dog)),
-            metadata=omd,
-        ),
-        other.specs.GetRecognitionSpec(recognition_pb2.GetRecognitionSpecRequest(id=spec_id), metadata=omd),
-        other.specs.DeleteRecognitionSpec(
-            recognition_pb2.DeleteRecognitionSpecRequest(id=spec_id), metadata=omd
-        ),
-        other.specs.ListRecognitionSpecVersions(
-            recognition_pb2.ListRecognitionSpecVersionsRequest(id=spec_id), metadata=omd
-        ),
-        other.versions.GetRecognitionVersion(
-            recognition_pb2.GetRecognitionVersionRequest(id=version_id), metadata=omd
-        ),
-        other.versions.DeleteRecognitionVersion(
-            recognition_pb2.DeleteRecognitionVersionRequest(id=version_id), metadata=omd
-        ),
-        other.inference.Recognize(
-            inference_pb2.RecognizeRequest(version_id=version_id, inputs=image_input(data=deployed.dog)),
-            metadata=omd,
-        ),
-        other.inference.Infer(
-            inference_pb2.InferRequest(spec_id=spec_id, inputs=image_input(data=deployed.dog)), metadata=omd
-        ),
-        other.tasks.GetTask(tasks_pb2.GetTaskRequest(id=task.task_id), metadata=omd),
-        other.tasks.WaitTask(tasks_pb2.WaitTaskRequest(id=task.task_id), metadata=omd),
-    ]
-    for call in hidden:
-        assert (await refused(call)).code == grpc.StatusCode.NOT_FOUND
-    own_spec = (
-        await other.specs.CreateRecognitionSpec(
-            recognition_pb2.CreateRecognitionSpecRequest(
-                spec=recognition_pb2.RecognitionSpec(name="theirs", outputs=deployed.spec.outputs)
-            ),
-            metadata=omd,
-        )
-    ).spec
-    borrowed = await refused(
-        other.versions.CreateRecognitionVersion(
-            recognition_pb2.CreateRecognitionVersionRequest(
-                version=recognition_pb2.RecognitionVersion(
-                    spec_id=own_spec.id,
-                    network_id=network_id,
-                    post_processings=deployed.version.post_processings,
-                )
-            ),
-            metadata=omd,
-        )
-    )
-    assert borrowed.code == grpc.StatusCode.NOT_FOUND
-    assert fields(borrowed) == ["network_id"]
-    assert (await other.networks.ListNetworks(networks_pb2.ListNetworksRequest(), metadata=omd)).count == 0
-    theirs = await other.specs.ListRecognitionSpecs(
-        recognition_pb2.ListRecognitionSpecsRequest(), metadata=omd
-    )
-    assert [spec.id for spec in theirs.results] == [own_spec.id]
-    assert (
-        await other.versions.ListRecognitionVersions(
-            recognition_pb2.ListRecognitionVersionsRequest(), metadata=omd
-        )
-    ).count == 0
-    assert (
-        await other.tasks.ListTasks(tasks_pb2.ListTasksRequest(task_ids=[task.task_id]), metadata=omd)
-    ).count == 0
-    # Both see the public models, and the owner still has everything.
-    public = await other.specs.ListRecognitionSpecs(
-        recognition_pb2.ListRecognitionSpecsRequest(public=True), metadata=omd
-    )
-    assert "imagenet-mobilenet-v2" in {s.id for s in public.results}
-    assert (
-        await owner.networks.GetNetwork(networks_pb2.GetNetworkRequest(id=network_id), metadata=md)
-    ).network.id
-    await asyncio.sleep(0)
-    done = await owner.tasks.WaitTask(tasks_pb2.WaitTaskRequest(id=task.task_id), metadata=md, timeout=60)
-    assert done.task.status == tasks_pb2.TASK_STATUS_SUCCESS

@@ -7,13 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import grpc
 import numpy as np
 import pytest
 from google.protobuf import field_mask_pb2
 
+from integration.deployment import CHUNK, MODEL, image_input, mobilenet_network, upload_requests
 from integration.harness import Stubs, image_server, running_service
 from integration.references import mobilenet_reference
 from sightd.app import documents
@@ -26,33 +26,6 @@ from sightd.v1 import (
     tasks_pb2,
 )
 from sightd.zoo import installed
-
-CHUNK = 1 << 20
-MODEL = "imagenet-mobilenet-v2"
-
-
-def upload_requests(
-    network: networks_pb2.Network, files: dict[str, bytes], chunk: int = CHUNK
-) -> list[networks_pb2.CreateNetworkRequest]:
-    requests = [networks_pb2.CreateNetworkRequest(network=network)]
-    for name, data in files.items():
-        for start in range(0, len(data), chunk):
-            part = networks_pb2.FileChunk(field_name=name, data=data[start : start + chunk])
-            requests.append(networks_pb2.CreateNetworkRequest(chunk=part))
-    return requests
-
-
-def mobilenet_network(zoo: installed.Zoo) -> networks_pb2.Network:
-    return networks_pb2.Network(
-        name="my mobilenet",
-        description="uploaded in chunks",
-        framework="onnx",
-        preprocessing=documents.to_message(zoo.networks[MODEL].preprocessing, networks_pb2.Preprocessing),
-    )
-
-
-def image_input(**image: Any) -> list[common_pb2.Input]:
-    return [common_pb2.Input(image=common_pb2.ImageInput(**image))]
 
 
 def top(result: inference_pb2.RecognitionResult) -> list[tuple[str, float]]:
