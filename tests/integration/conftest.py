@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from sightd.store.database import Database, open_database
 from sightd.store.schema import metadata
+from sightd.zoo import build, installed
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "SIGHTD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -66,3 +68,19 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+@pytest.fixture(scope="session")
+def zoo() -> installed.Zoo:
+    """The built public zoo (built once; idempotent, and safe when xdist workers build at once)."""
+    build.build()
+    return installed.load()
+
+
+@pytest.fixture
+async def deployed(tmp_path: Path, zoo: installed.Zoo, darknet_data: Path) -> AsyncIterator[Any]:
+    """A running service where acme has imagenet-mobilenet-v2 deployed (integration.deployment)."""
+    from integration.deployment import deploy  # imports the whole service: only for the tests using it
+
+    async with deploy(tmp_path / "data", zoo, darknet_data) as deployed:
+        yield deployed

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +15,11 @@ import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from prometheus_client import CollectorRegistry
 
 from sightd.app.tasks import TaskBoard
 from sightd.config import load_settings
+from sightd.grpc.metrics import MetricsInterceptor, MetricsServer
 from sightd.grpc.server import GrpcServer, Service
 from sightd.grpc.status import details_of
 from sightd.grpc.tasks import TaskServicer
@@ -288,3 +293,103 @@ async def test_drain_lets_calls_in_flight_finish(running: Running) -> None:
             tasks_pb2.GetTaskRequest(id=str(task.id)), metadata=running.auth(running.key_a), timeout=5
         )
     assert after.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, made by the openssl command-line tool."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl tool makes the test certificate")
+async def test_tls_when_a_certificate_is_configured(database: Database, tmp_path: Path) -> None:
+    async with database.write() as connection:
+        _, key = await keys.create_key(connection)
+    cert, private_key = _self_signed(tmp_path)
+    server, _ = await _start(database, tmp_path, tls_cert=cert, tls_key=private_key)
+    try:
+        credentials = grpc.ssl_channel_credentials(root_certificates=cert.read_bytes())
+        async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", credentials) as channel:
+            stub = tasks_pb2_grpc.TaskServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as missing:
+                await stub.GetTask(
+                    tasks_pb2.GetTaskRequest(id="1"), metadata=[("x-api-key", key)], timeout=10
+                )
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND  # served over TLS
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as plain:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await tasks_pb2_grpc.TaskServiceStub(plain).GetTask(
+                    tasks_pb2.GetTaskRequest(id="1"), metadata=[("x-api-key", key)], timeout=5
+                )
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE  # no plaintext on a TLS port
+    finally:
+        await server.server.stop(0)
+
+
+async def test_metrics_count_calls_by_method_and_code_and_the_gate_holds_until_open(
+    database: Database, tmp_path: Path
+) -> None:
+    async with database.write() as connection:
+        _, key = await keys.create_key(connection)
+    settings = replace(load_settings(environ={}), data_dir=tmp_path, host="127.0.0.1", grpc_port=0)
+    board = TaskBoard(database, ttl=600)
+
+    async def authenticate(api_key: str) -> int | None:
+        async with database.read() as connection:
+            return await keys.authenticate(connection, api_key)
+
+    registry = CollectorRegistry()
+    service = Service(
+        "sightd.v1.TaskService", TaskServicer(board), tasks_pb2_grpc.add_TaskServiceServicer_to_server
+    )
+    server = GrpcServer(
+        settings, [service], authenticate, interceptors=[MetricsInterceptor(registry)], gate=True
+    )
+    await server.start()
+    metrics = MetricsServer(registry, "127.0.0.1", 0)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = tasks_pb2_grpc.TaskServiceStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as starting:
+                await stub.GetTask(tasks_pb2.GetTaskRequest(id="1"), metadata=[("x-api-key", key)])
+            details = details_of(starting.value)
+            assert (details.code, details.reason, details.retry_after) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "STARTING",
+                1.0,
+            )
+            health = health_pb2_grpc.HealthStub(channel)
+            request = health_pb2.HealthCheckRequest(service="sightd.v1.TaskService")
+            assert (await health.Check(request)).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            await server.open()
+            assert (await health.Check(request)).status == health_pb2.HealthCheckResponse.SERVING
+            for _ in range(2):
+                with pytest.raises(grpc.aio.AioRpcError):
+                    await stub.GetTask(tasks_pb2.GetTaskRequest(id="1"), metadata=[("x-api-key", key)])
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.GetTask(tasks_pb2.GetTaskRequest(id="1"))
+            await stub.ListTasks(tasks_pb2.ListTasksRequest(), metadata=[("x-api-key", key)])
+        scraped = await asyncio.to_thread(
+            lambda: (
+                urllib.request.urlopen(f"http://127.0.0.1:{metrics.port}/metrics", timeout=10).read().decode()
+            )
+        )
+    finally:
+        metrics.close()
+        await server.server.stop(0)
+    labels = 'grpc_service="sightd.v1.TaskService",grpc_type="unary"'
+    expected = {
+        f'grpc_server_handled_total{{grpc_code="UNAVAILABLE",grpc_method="GetTask",{labels}}} 1.0',
+        f'grpc_server_handled_total{{grpc_code="NOT_FOUND",grpc_method="GetTask",{labels}}} 2.0',
+        f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",grpc_method="GetTask",{labels}}} 1.0',
+        f'grpc_server_handled_total{{grpc_code="OK",grpc_method="ListTasks",{labels}}} 1.0',
+        f'grpc_server_started_total{{grpc_method="GetTask",{labels}}} 4.0',
+        f'grpc_server_handling_seconds_count{{grpc_method="GetTask",{labels}}} 4.0',
+    }
+    assert expected <= set(scraped.splitlines())

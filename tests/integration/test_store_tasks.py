@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 
 import pytest
+import sqlalchemy as sa
 
 from sightd.app.errors import BadRequestError, FieldViolation, NotFoundError
 from sightd.app.tasks import TaskBoard
@@ -166,3 +168,70 @@ async def test_listing_too_many_task_ids_is_a_bad_request(database: Database) ->
         with pytest.raises(BadRequestError) as refused:
             await task_store.list_tasks(connection, tenant, list(range(1, 40_000)))
     assert [v.field for v in refused.value.violations] == ["task_ids"]
+
+
+async def _expire_leases(database: Database) -> None:
+    """Moves every lease into the past, as the clock would after its owner died."""
+    from sightd.store.schema import tasks
+
+    async with database.write() as connection:
+        await connection.execute(
+            sa.update(tasks).values(lease_expires_at=task_store.utcnow() - dt.timedelta(seconds=1))
+        )
+
+
+async def test_tasks_of_a_live_instance_are_not_taken_over(database: Database) -> None:
+    tenant = await _tenant(database)
+    alive = TaskBoard(database, ttl=60, owner="replica-a", lease=60)
+    other = TaskBoard(database, ttl=60, owner="replica-b", lease=60)
+    created = [await alive.create(tenant, "recognition", b"r") for _ in range(2)]
+    claimed: list[int] = []
+
+    async def run(task: PendingTask) -> None:
+        claimed.append(task.record.id)
+
+    assert (await other.recover(run, max_attempts=3)).resumed == 0
+    assert await alive.renew_leases() == 2
+    await _expire_leases(database)
+    # The lease ran out (replica-a died): replica-b takes the tasks over, each once.
+    assert (await other.recover(run, max_attempts=3, reclaim_own=False)).resumed == 2
+    assert (await other.recover(run, max_attempts=3, reclaim_own=False)).resumed == 0
+    assert claimed == [task.id for task in created]
+    assert await alive.renew_leases() == 0  # they are not replica-a's any more
+
+
+async def test_a_restarted_instance_reclaims_its_own_tasks_at_once(database: Database) -> None:
+    tenant = await _tenant(database)
+    before = TaskBoard(database, ttl=60, owner="node-1", lease=60)
+    task = await before.create(tenant, "recognition", b"r")
+    after = TaskBoard(database, ttl=60, owner="node-1", lease=60)  # the same instance, restarted
+    claimed: list[PendingTask] = []
+
+    async def run(pending: PendingTask) -> None:
+        claimed.append(pending)
+
+    assert (await after.recover(run, max_attempts=3, reclaim_own=False)).resumed == 0
+    assert (await after.recover(run, max_attempts=3)).resumed == 1
+    assert [(p.record.id, p.record.attempts) for p in claimed] == [(task.id, 1)]
+
+
+async def test_replicas_claiming_at_once_never_share_a_task(database: Database) -> None:
+    tenant = await _tenant(database)
+    creator = TaskBoard(database, ttl=60, owner="gone", lease=60)
+    created = {(await creator.create(tenant, "recognition", b"r")).id for _ in range(40)}
+    await _expire_leases(database)
+    boards = [TaskBoard(database, ttl=60, owner=f"replica-{i}", lease=60) for i in range(3)]
+    claims: list[list[int]] = [[] for _ in boards]
+
+    def runner(index: int) -> Callable[[PendingTask], Awaitable[None]]:
+        async def run(task: PendingTask) -> None:
+            claims[index].append(task.record.id)
+            await asyncio.sleep(0)
+
+        return run
+
+    await asyncio.gather(
+        *(board.recover(runner(i), max_attempts=3, reclaim_own=False) for i, board in enumerate(boards))
+    )
+    everything = [task_id for claim in claims for task_id in claim]
+    assert sorted(everything) == sorted(created)  # each task claimed exactly once

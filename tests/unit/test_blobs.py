@@ -59,3 +59,31 @@ def test_only_hex_digests_name_blobs(tmp_path: Path) -> None:
     store = BlobStore(tmp_path)
     with pytest.raises(ValueError, match="SHA-256"):
         store.path("../../etc/passwd")
+
+
+def test_sealed_content_is_readable_before_it_is_kept_or_dropped(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path)
+    with store.writer(limit=100) as writer:
+        writer.write(b"checked first")
+        assert writer.seal().read_bytes() == b"checked first"
+        with pytest.raises(RuntimeError):
+            writer.write(b"more")
+        info = writer.commit()
+    assert store.read(info.sha256) == b"checked first"
+    with store.writer(limit=100) as refused:
+        refused.write(b"refused")
+        refused.seal()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [store.path(info.sha256)]
+
+
+def test_an_existing_file_is_adopted_by_its_known_hash(tmp_path: Path) -> None:
+    source = tmp_path / "zoo" / "model.onnx"
+    source.parent.mkdir()
+    source.write_bytes(b"zoo network")
+    store = BlobStore(tmp_path / "blobs")
+    digest = hashlib.sha256(b"zoo network").hexdigest()
+    info = store.adopt(source, digest)
+    assert (info.sha256, info.size) == (digest, len(b"zoo network"))
+    assert store.read(digest) == b"zoo network"
+    assert store.adopt(source, digest) == info
+    assert list(store.temp_dir.iterdir()) == []

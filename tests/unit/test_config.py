@@ -91,3 +91,22 @@ def test_unknown_file_setting_is_an_error(tmp_path: Path) -> None:
     file.write_text("grcp_port = 1\n")
     with pytest.raises(config.ConfigError, match="grcp_port"):
         config.load_settings(_args("--config", str(file)), environ={})
+
+
+def test_tls_needs_a_certificate_and_its_key(tmp_path: Path) -> None:
+    with pytest.raises(config.ConfigError, match="tls_cert and tls_key go together"):
+        config.load_settings(_args("--tls-cert", "cert.pem"), environ={})
+    with pytest.raises(config.ConfigError, match="mutual TLS"):
+        config.load_settings(_args("--tls-client-ca", "ca.pem"), environ={})
+    settings = config.load_settings(_args("--tls-cert", "c.pem", "--tls-key", "k.pem"), environ={})
+    assert (settings.tls_cert, settings.tls_key) == (Path("c.pem"), Path("k.pem"))
+    assert config.load_settings(_args(), environ={}).host == "127.0.0.1"
+
+
+def test_the_instance_id_survives_a_restart_in_the_same_data_dir(tmp_path: Path) -> None:
+    first = config.load_settings(_args("--data-dir", str(tmp_path / "a")), environ={})
+    again = config.load_settings(_args("--data-dir", str(tmp_path / "a")), environ={})
+    other = config.load_settings(_args("--data-dir", str(tmp_path / "b")), environ={})
+    assert first.resolved_instance_id == again.resolved_instance_id != other.resolved_instance_id
+    named = config.load_settings(_args("--instance-id", "replica-7"), environ={})
+    assert named.resolved_instance_id == "replica-7"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import ipaddress
 import os
@@ -248,3 +249,50 @@ def test_a_name_with_one_private_address_among_public_ones_is_refused() -> None:
         check_addresses("example.test", [public, private], FetchPolicy())
     allowed = FetchPolicy(allowed_hosts=("10.0.0.0/24",))
     assert check_addresses("example.test", [public, private], allowed) == [public, private]
+
+
+def test_a_resolver_that_does_not_answer_cannot_outlast_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An unresponsive DNS server, as getaddrinfo experiences one: the call blocks past the fetch's deadline.
+    released = threading.Event()
+
+    def unanswered(*args: object, **kwargs: object) -> list[object]:
+        released.wait(10)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unanswered)
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError) as slow:
+            fetch_blocking("http://images.example/dog.jpg", FetchPolicy(timeout=0.3))
+    finally:
+        released.set()
+    assert slow.value.reason == "URL_TIMEOUT"
+    assert "resolving images.example" in slow.value.message
+    assert time.monotonic() - started < 5
+
+
+async def test_a_tenant_has_a_bounded_number_of_fetches_in_flight(server: str) -> None:
+    from sightd.app.errors import ResourceExhaustedError
+
+    # Slow fetches hold their slot for 2 s; a fetch without one waits 0.2 s.
+    policy = FetchPolicy(allowed_hosts=("127.0.0.1",), timeout=2.0, max_bytes=1 << 20)
+    fetcher = UrlFetcher(policy, workers=8, per_tenant=2, slot_wait=0.2)
+    try:
+        outcomes = await asyncio.gather(
+            *(fetcher.fetch(f"{server}/slow", tenant=1) for _ in range(3)),
+            fetcher.fetch(f"{server}/image.jpg", tenant=2),
+            return_exceptions=True,
+        )
+    finally:
+        fetcher.close()
+    # Two of tenant 1's fetches ran (and hit the deadline); the third never got a slot; tenant 2 was not
+    # held back by tenant 1's slow URLs.
+    reasons = sorted(getattr(outcome, "reason", "") for outcome in outcomes[:3])
+    assert reasons == ["URL_FETCH_LIMIT", "URL_TIMEOUT", "URL_TIMEOUT"]
+    limited = next(o for o in outcomes[:3] if getattr(o, "reason", "") == "URL_FETCH_LIMIT")
+    assert isinstance(limited, ResourceExhaustedError)
+    assert limited.retry_after == 1.0
+    assert outcomes[3] == IMAGE
+    assert fetcher._slots == {}

@@ -7,11 +7,18 @@ long to wait before retrying (RetryInfo). ``sightd.grpc.status`` turns them into
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Self
 
 from sightd.errors import CoreError, ImageError, ImageTooLargeError, InvalidArgumentError
+
+log = logging.getLogger("sightd.errors")
+# Codes whose message may describe the server's insides (a stack, a path, ONNX Runtime's own words): the
+# caller gets a generic message and an id that the log line carries too.
+_CONCEALED_CODES = frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS"})
 
 
 def quoted(value: str, limit: int = 64) -> str:
@@ -65,6 +72,15 @@ class BadRequestError(ServiceError):
         """A single-field error whose message repeats the field and the description."""
         message = f"{field}: {description}" if field else description
         return cls(message, reason=reason, violations=[FieldViolation(field, description)])
+
+    @classmethod
+    def of_violations(cls, violations: Sequence[FieldViolation], *, reason: str = "") -> Self:
+        """Several problems at once; the message quotes the first and counts the others."""
+        first = violations[0]
+        message = f"{first.field}: {first.description}" if first.field else first.description
+        if len(violations) > 1:
+            message += f" (and {len(violations) - 1} more)"
+        return cls(message, reason=reason, violations=violations)
 
 
 class NotFoundError(ServiceError):
@@ -130,3 +146,25 @@ def from_core_error(error: CoreError) -> ServiceError:
         violations = [FieldViolation(field, error.message)] if field else []
         return BadRequestError(str(error), reason=error.code, violations=violations)
     return ServiceError(str(error), reason=error.code)
+
+
+def public_error(error: BaseException, *, context: str = "") -> ServiceError:
+    """What the caller is told about an error. Service errors are answered as they are, errors of the core
+    as :func:`from_core_error` maps them; internal errors (and any other exception) are logged with their
+    details under a fresh id, and the caller gets only that id (``ErrorInfo.metadata["error_id"]``), so
+    that nothing of the server's insides leaks while an operator can still find the log line."""
+    if isinstance(error, CoreError):
+        error = from_core_error(error)
+    if isinstance(error, ServiceError) and error.code not in _CONCEALED_CODES:
+        return error
+    error_id = uuid.uuid4().hex[:16]
+    log.error(
+        "internal error",
+        exc_info=(type(error), error, error.__traceback__),
+        extra={"error_id": error_id, "context": context},
+    )
+    return ServiceError(
+        f"internal error (id {error_id}; the server's log has the details)",
+        reason="INTERNAL",
+        metadata={"error_id": error_id},
+    )

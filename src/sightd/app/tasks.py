@@ -4,6 +4,10 @@
 Waiting wakes on an in-process notification when this process finishes the task, and otherwise reads the
 store every ``poll_interval`` seconds: tasks finished by another replica (PostgreSQL) or process are seen
 that way.
+
+Every pending task is leased to the instance running it (``owner``, docs/storage.md): the board renews its
+leases every third of ``lease`` seconds, and takes over the tasks whose lease ran out (their instance
+died) every ``lease`` seconds, besides its own left by a previous run at start-up.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sightd.app.errors import ServiceError
+from sightd.app.errors import ServiceError, public_error
 from sightd.store import tasks as task_store
 from sightd.store.database import Database
 from sightd.store.tasks import PendingTask, TaskRecord
@@ -67,17 +71,29 @@ class TaskBoard:
     """Tasks of this process: every completion goes through it so that waiters wake at once."""
 
     def __init__(
-        self, database: Database, *, ttl: float, poll_interval: float = 0.5, max_wait: float = 600.0
+        self,
+        database: Database,
+        *,
+        ttl: float,
+        poll_interval: float = 0.5,
+        max_wait: float = 600.0,
+        owner: str = "sightd",
+        lease: float = 60.0,
     ):
         self.database = database
         self.ttl = ttl
         self.poll_interval = poll_interval
         self.max_wait = max_wait
+        self.owner = owner
+        self.lease = lease
         self._waiters: dict[int, set[asyncio.Event]] = {}
 
     async def create(self, tenant_id: int, kind: str, request: bytes | None = None) -> TaskRecord:
+        """A pending task, leased to this instance (which must run it, or leave it to a restart)."""
         async with self.database.write() as connection:
-            return await task_store.create_task(connection, tenant_id, kind, request)
+            return await task_store.create_task(
+                connection, tenant_id, kind, request, owner=self.owner, lease=self.lease
+            )
 
     async def complete(self, task_id: int, data: Mapping[str, Any] | None) -> bool:
         async with self.database.write() as connection:
@@ -85,9 +101,11 @@ class TaskBoard:
         self._notify(task_id)
         return changed
 
-    async def fail(self, task_id: int, error: ServiceError) -> bool:
+    async def fail(self, task_id: int, error: BaseException) -> bool:
+        """Marks the task failed with what ``public_error`` lets the caller know of ``error``."""
+        document = error_document(public_error(error, context=f"task {task_id}"))
         async with self.database.write() as connection:
-            changed = await task_store.fail_task(connection, task_id, error_document(error), ttl=self.ttl)
+            changed = await task_store.fail_task(connection, task_id, document, ttl=self.ttl)
         self._notify(task_id)
         return changed
 
@@ -132,16 +150,24 @@ class TaskBoard:
                     del self._waiters[parsed]
 
     async def recover(
-        self, run: Callable[[PendingTask], Awaitable[None]], *, max_attempts: int
+        self, run: Callable[[PendingTask], Awaitable[None]], *, max_attempts: int, reclaim_own: bool = True
     ) -> RecoveryReport:
-        """Hands every task left pending by the previous run to ``run`` (which must complete or fail it),
-        in id order; tasks interrupted ``max_attempts`` times are failed instead."""
+        """Hands every pending task that no live instance holds to ``run`` (which must complete or fail it,
+        or hand it to something that will), in id order: those whose lease ran out and, with
+        ``reclaim_own`` (at start-up), those the previous run of this instance left. Tasks interrupted
+        ``max_attempts`` times are failed instead."""
         resumed = abandoned = 0
         after_id = 0
         while True:
             async with self.database.write() as connection:
                 batch, failed = await task_store.claim_pending(
-                    connection, max_attempts=max_attempts, ttl=self.ttl, after_id=after_id
+                    connection,
+                    owner=self.owner,
+                    lease=self.lease,
+                    max_attempts=max_attempts,
+                    ttl=self.ttl,
+                    reclaim_own=reclaim_own,
+                    after_id=after_id,
                 )
             for task_id in failed:
                 self._notify(task_id)
@@ -155,6 +181,27 @@ class TaskBoard:
         if resumed or abandoned:
             log.info("pending tasks recovered", extra={"resumed": resumed, "abandoned": abandoned})
         return RecoveryReport(resumed, abandoned)
+
+    async def renew_leases(self) -> int:
+        async with self.database.write() as connection:
+            return await task_store.renew_leases(connection, self.owner, self.lease)
+
+    async def keep_leases_forever(
+        self, run: Callable[[PendingTask], Awaitable[None]], *, max_attempts: int
+    ) -> None:
+        """Until cancelled: renews this instance's leases every third of the lease, and takes over the
+        tasks of dead instances (lease run out) every lease."""
+        period = self.lease / 3
+        loops = 0
+        while True:
+            await asyncio.sleep(period)
+            loops += 1
+            try:
+                await self.renew_leases()
+                if loops % 3 == 0:
+                    await self.recover(run, max_attempts=max_attempts, reclaim_own=False)
+            except Exception:
+                log.exception("task lease upkeep failed")
 
     async def expire(self) -> int:
         async with self.database.write() as connection:

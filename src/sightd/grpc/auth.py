@@ -9,8 +9,8 @@ keeps working that long at most) so that a call costs no database read.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ import grpc
 
 from sightd.app.errors import UnauthenticatedError
 from sightd.grpc.status import to_status
+from sightd.grpc.wrapping import wrap_handler
 from sightd.store.keys import key_hash
 
 # Services that answer without a key: orchestrators probe health, tools list services by reflection.
@@ -51,46 +52,6 @@ def api_key_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
             if scheme.lower() == "bearer":
                 bearer = token.strip()
     return bearer
-
-
-def _wrap(
-    handler: grpc.RpcMethodHandler[Any, Any],
-    prepare: Callable[[grpc.aio.ServicerContext[Any, Any]], Awaitable[None]],
-) -> grpc.RpcMethodHandler[Any, Any]:
-    """The same handler, running ``prepare`` first (in the call's own context)."""
-    behavior: Any
-    factory: Any
-    if handler.request_streaming and handler.response_streaming:
-        behavior, factory = handler.stream_stream, grpc.stream_stream_rpc_method_handler
-    elif handler.request_streaming:
-        behavior, factory = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-    elif handler.response_streaming:
-        behavior, factory = handler.unary_stream, grpc.unary_stream_rpc_method_handler
-    else:
-        behavior, factory = handler.unary_unary, grpc.unary_unary_rpc_method_handler
-    assert behavior is not None
-
-    if inspect.isasyncgenfunction(behavior):
-
-        async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            await prepare(context)
-            async for item in behavior(request, context):
-                yield item
-
-        wrapped: Callable[..., Any] = streaming
-    else:
-
-        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            await prepare(context)
-            return await behavior(request, context)
-
-        wrapped = unary
-    rebuilt: grpc.RpcMethodHandler[Any, Any] = factory(
-        wrapped,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-    return rebuilt
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):
@@ -141,12 +102,16 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
                 else UnauthenticatedError("the API key is unknown or revoked", reason="API_KEY_INVALID")
             )
 
-            async def refuse(context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            @contextlib.asynccontextmanager
+            async def refuse(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
                 await context.abort_with_status(to_status(error))
+                yield  # never reached: abort raises
 
-            return _wrap(handler, refuse)
+            return wrap_handler(handler, refuse)
 
-        async def enter(_context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        @contextlib.asynccontextmanager
+        async def enter(_context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
             _tenant.set(tenant)
+            yield
 
-        return _wrap(handler, enter)
+        return wrap_handler(handler, enter)

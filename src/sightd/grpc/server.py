@@ -1,13 +1,16 @@
 """The gRPC server: message size limits, keepalive, the auth interceptor, grpc.health.v1 (liveness as
-the empty service name, readiness per service), server reflection, and a graceful drain.
+the empty service name, readiness per service), server reflection, optional TLS (mutual with a client CA),
+and a graceful drain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +18,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sightd.app.errors import UnavailableError
 from sightd.config import Settings
-from sightd.grpc.auth import AuthInterceptor
+from sightd.grpc.auth import PUBLIC_SERVICES, AuthInterceptor
+from sightd.grpc.status import to_status
+from sightd.grpc.wrapping import wrap_handler
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,57 @@ def server_options(settings: Settings) -> list[tuple[str, int]]:
     return options
 
 
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials of the configured certificate and key (and client CA), or None for plaintext."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    try:
+        chain = settings.tls_cert.read_bytes()
+        key = settings.tls_key.read_bytes()
+        client_ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca is not None else None
+    except OSError as error:
+        raise OSError(f"cannot read the TLS files: {error}") from None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class StartGate(grpc.aio.ServerInterceptor):
+    """Answers UNAVAILABLE (reason STARTING, retry in a second) while ``closed``: until start-up is done
+    (migrations, public models, recovery), a call would see an incomplete service."""
+
+    def __init__(self, *, closed: bool) -> None:
+        self.closed = closed
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or not self.closed or handler_call_details.method.startswith(PUBLIC_SERVICES):
+            return handler
+        error = UnavailableError(
+            "the server is starting; retry in a moment", reason="STARTING", retry_after=1.0
+        )
+
+        @contextlib.asynccontextmanager
+        async def refuse(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+            await context.abort_with_status(to_status(error))
+            yield  # never reached: abort raises
+
+        return wrap_handler(handler, refuse)
+
+
 class GrpcServer:
     """A started server. Services start NOT_SERVING on the health service until :meth:`set_ready`."""
 
@@ -58,11 +115,19 @@ class GrpcServer:
         settings: Settings,
         services: Sequence[Service],
         authenticate: Callable[[str], Awaitable[int | None]],
+        *,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        gate: bool = False,
     ) -> None:
+        """``interceptors`` run before authentication (metrics); with ``gate``, calls other than health
+        and reflection are answered UNAVAILABLE (reason STARTING) until :meth:`open`."""
         self.settings = settings
         self.services = list(services)
         self.auth = AuthInterceptor(authenticate)
-        self.server = grpc.aio.server(interceptors=[self.auth], options=server_options(settings))
+        self.gate = StartGate(closed=gate)
+        self.server = grpc.aio.server(
+            interceptors=[*interceptors, self.gate, self.auth], options=server_options(settings)
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         for service in self.services:
@@ -76,16 +141,38 @@ class GrpcServer:
 
     async def start(self) -> int:
         """Binds and starts serving; returns the port (useful with grpc_port 0)."""
-        address = f"{self.settings.host}:{self.settings.grpc_port}"
-        self.port = self.server.add_insecure_port(address)
+        host = self.settings.host
+        address = (
+            f"[{host}]:{self.settings.grpc_port}" if ":" in host else f"{host}:{self.settings.grpc_port}"
+        )
+        credentials = server_credentials(self.settings)
+        if credentials is not None:
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
+            if not _is_loopback(host):
+                log.warning(
+                    "the gRPC server listens beyond this machine without TLS: API keys travel in clear "
+                    "(set tls_cert and tls_key, or terminate TLS in front of it)",
+                    extra={"address": address},
+                )
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
         for service in self.services:
             await self.health.set(service.name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self.server.start()
-        log.info("gRPC server listening", extra={"address": address, "port": self.port})
+        log.info(
+            "gRPC server listening",
+            extra={"address": address, "port": self.port, "tls": credentials is not None},
+        )
         return self.port
+
+    async def open(self) -> None:
+        """Start-up is over: calls are served, and every service is SERVING on the health service."""
+        self.gate.closed = False
+        for service in self.services:
+            await self.set_ready(service.name)
 
     async def set_ready(self, service_name: str, ready: bool = True) -> None:
         status = (

@@ -5,12 +5,15 @@ link-local, shared, reserved, multicast or unspecified) unless the configuration
 address or network. The connection then goes to a checked address, never to a second resolution of the
 name, so a DNS answer that changes between the check and the connection (DNS rebinding) cannot reach an
 internal address; TLS still verifies the certificate against the host name. Redirects are checked the
-same way. The whole fetch has one deadline and the body a size limit.
+same way. The whole fetch has one deadline, the name's resolution included, and the body a size limit.
+Each tenant has at most ``per_tenant`` fetches in flight, so that one key's slow URLs cannot hold every
+fetching thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import http.client
 import ipaddress
@@ -24,12 +27,15 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from sightd import __version__
-from sightd.app.errors import BadRequestError
+from sightd.app.errors import BadRequestError, ResourceExhaustedError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _REDIRECTS = {301, 302, 303, 307, 308}
 _CHUNK = 64 * 1024
+# getaddrinfo cannot be interrupted: it runs on these threads while the fetch waits at most until its
+# deadline. A resolver that hangs holds a thread for the system resolver's own timeout.
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sightd-resolve")
 
 
 @dataclass(frozen=True)
@@ -120,15 +126,22 @@ def check_addresses(
     return list(addresses)
 
 
-def _resolve(host: str, port: int, field: str) -> list[IPAddress]:
+def _resolve(host: str, port: int, deadline: _Deadline) -> list[IPAddress]:
+    field = deadline.field
     try:
         literal = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         pass
     else:
         return [literal]
+    resolution = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = resolution.result(timeout=deadline.remaining())
+    except concurrent.futures.TimeoutError:
+        resolution.cancel()
+        raise FetchError.of(
+            field, f"resolving {host} took longer than allowed", reason="URL_TIMEOUT"
+        ) from None
     except (socket.gaierror, UnicodeError):
         raise FetchError.of(field, f"cannot resolve {host}", reason="URL_FETCH_FAILED") from None
     seen: dict[str, IPAddress] = {}
@@ -258,7 +271,7 @@ def _fetch(url: str, policy: FetchPolicy, field: str, deadline: _Deadline) -> by
         except ValueError:
             raise FetchError.of(field, "the URL has an invalid port", reason="URL_REFUSED") from None
         host = parts.hostname
-        addresses = check_addresses(host, _resolve(host, port, field), policy, field)
+        addresses = check_addresses(host, _resolve(host, port, deadline), policy, field)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -318,16 +331,50 @@ def _transport_error(error: BaseException, deadline: _Deadline) -> FetchError:
 
 
 class UrlFetcher:
-    """Fetches URL inputs on a few worker threads, so that slow servers never block the event loop nor
-    take the inference threads."""
+    """Fetches URL inputs on worker threads, so that slow servers never block the event loop nor take the
+    inference threads. A tenant has at most ``per_tenant`` fetches in flight; more wait for a free slot
+    at most ``slot_wait`` seconds (the fetch timeout by default), then are refused with
+    RESOURCE_EXHAUSTED."""
 
-    def __init__(self, policy: FetchPolicy, *, workers: int = 8) -> None:
+    def __init__(
+        self,
+        policy: FetchPolicy,
+        *,
+        workers: int = 16,
+        per_tenant: int = 4,
+        slot_wait: float | None = None,
+    ) -> None:
         self.policy = policy
+        self.per_tenant = per_tenant
+        self.slot_wait = policy.timeout if slot_wait is None else slot_wait
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sightd-fetch")
+        # tenant -> (its slots, number of fetches holding or waiting for one); dropped at zero.
+        self._slots: dict[int | None, tuple[asyncio.Semaphore, int]] = {}
 
-    async def fetch(self, url: str, field: str = "source") -> bytes:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fetch_blocking, url, self.policy, field)
+    async def fetch(self, url: str, field: str = "source", *, tenant: int | None = None) -> bytes:
+        semaphore, users = self._slots.get(tenant) or (asyncio.Semaphore(self.per_tenant), 0)
+        self._slots[tenant] = (semaphore, users + 1)
+        try:
+            try:
+                await asyncio.wait_for(semaphore.acquire(), self.slot_wait)
+            except TimeoutError:
+                raise ResourceExhaustedError(
+                    f"{field}: too many URL inputs of this API key are being fetched at once "
+                    f"(at most {self.per_tenant}); retry later",
+                    reason="URL_FETCH_LIMIT",
+                    retry_after=1.0,
+                ) from None
+            try:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._executor, fetch_blocking, url, self.policy, field)
+            finally:
+                semaphore.release()
+        finally:
+            semaphore, users = self._slots[tenant]
+            if users <= 1:
+                del self._slots[tenant]
+            else:
+                self._slots[tenant] = (semaphore, users - 1)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

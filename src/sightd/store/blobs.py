@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ class BlobWriter:
         self._file = os.fdopen(descriptor, "wb")
         self._temp = Path(name)
         self._done = False
+        self._sealed = False
 
     @property
     def size(self) -> int:
@@ -55,7 +58,7 @@ class BlobWriter:
 
     def write(self, data: bytes) -> None:
         """Appends bytes; raises BlobTooLargeError (and discards the file) past the limit."""
-        if self._done:
+        if self._done or self._sealed:
             raise RuntimeError("blob writer already finished")
         if self._size + len(data) > self._limit:
             self.abort()
@@ -64,14 +67,22 @@ class BlobWriter:
         self._hash.update(data)
         self._size += len(data)
 
-    def commit(self) -> BlobInfo:
-        """Makes the blob durable under its hash and returns it (the existing one if it was known)."""
+    def seal(self) -> Path:
+        """Ends the content (durably) and returns the temporary file, to be read before :meth:`commit` or
+        :meth:`abort` (a model checked before it is kept)."""
         if self._done:
             raise RuntimeError("blob writer already finished")
+        if not self._sealed:
+            self._sealed = True
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        return self._temp
+
+    def commit(self) -> BlobInfo:
+        """Makes the blob durable under its hash and returns it (the existing one if it was known)."""
+        self.seal()
         self._done = True
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
         info = BlobInfo(self._hash.hexdigest(), self._size)
         target = self._store.path(info.sha256)
         if target.exists():
@@ -87,6 +98,11 @@ class BlobWriter:
             self._done = True
             self._file.close()
             self._temp.unlink(missing_ok=True)
+
+    @property
+    def sha256(self) -> str:
+        """The hash of what was written so far."""
+        return self._hash.hexdigest()
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -118,6 +134,22 @@ class BlobStore:
         with self.writer(len(data) if limit is None else limit) as writer:
             writer.write(data)
             return writer.commit()
+
+    def adopt(self, source: Path, sha256: str) -> BlobInfo:
+        """Makes an existing file whose hash is known (a built zoo network) a blob: a hard link when the
+        folders share a file system, else a copy. The file must not change afterwards."""
+        target = self.path(sha256)
+        size = source.stat().st_size
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temp = self.temp_dir / f"upload-{secrets.token_hex(8)}"
+            try:
+                os.link(source, temp)
+            except OSError:
+                shutil.copyfile(source, temp)
+                os.chmod(temp, 0o444)
+            os.replace(temp, target)
+        return BlobInfo(sha256, size)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).is_file()

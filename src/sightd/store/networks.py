@@ -220,10 +220,11 @@ async def delete_network(connection: AsyncConnection, tenant_id: int, ref: str) 
     )
     await connection.execute(sa.delete(network_files).where(network_files.c.network_id == row.id))
     await connection.execute(sa.delete(networks).where(networks.c.id == row.id))
-    return await _drop_unused_blobs(connection, hashes)
+    return await drop_unused_blobs(connection, hashes)
 
 
-async def _drop_unused_blobs(connection: AsyncConnection, hashes: Sequence[str]) -> list[str]:
+async def drop_unused_blobs(connection: AsyncConnection, hashes: Sequence[str]) -> list[str]:
+    """Deletes the rows of the blobs among ``hashes`` that no network uses; returns their hashes."""
     if not hashes:
         return []
     still_used = set(

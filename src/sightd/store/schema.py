@@ -133,6 +133,10 @@ tasks = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     # Set when the task finishes: the expiry sweep deletes it after that.
     sa.Column("expires_at", Timestamp, nullable=True, index=True),
+    # The instance running the pending task, and until when its lease holds (renewed while it runs). A
+    # task whose lease ran out belongs to no live instance and may be taken over (docs/storage.md).
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires_at", Timestamp, nullable=True),
     sa.CheckConstraint("status IN ('pending', 'success', 'error')", name="status"),
     sa.Index("ix_tasks_pending", "status", "id"),
     sqlite_autoincrement=True,

@@ -2,8 +2,13 @@
 
 A task is ``pending`` until it reaches ``success`` (with data) or ``error`` (with an error object), and
 never changes after that; these are the only states (v0.7 clients treat any other as finished). While
-pending it keeps the serialized request, so that start-up can run it again (:func:`claim_pending`); once
-done the request is dropped and an expiry date is set.
+pending it keeps the serialized request, so that it can run again (:func:`claim_pending`); once done the
+request is dropped and an expiry date is set.
+
+A pending task has an ``owner``, the instance running it, and a lease that this instance renews while it
+is alive (:func:`renew_leases`). A task whose lease ran out (its instance died) is claimed by another
+instance, or by the same one when it restarts (:func:`claim_pending`); on PostgreSQL the claim locks the
+rows with ``FOR UPDATE SKIP LOCKED``, so two replicas claiming at once never take the same task.
 """
 
 from __future__ import annotations
@@ -73,16 +78,30 @@ def parse_task_id(value: str) -> int:
 
 
 async def create_task(
-    connection: AsyncConnection, tenant_id: int, kind: str, request: bytes | None = None
+    connection: AsyncConnection,
+    tenant_id: int,
+    kind: str,
+    request: bytes | None = None,
+    *,
+    owner: str | None = None,
+    lease: float = 0.0,
 ) -> TaskRecord:
-    """A new pending task holding the request needed to run it (again, after a restart)."""
+    """A new pending task holding the request needed to run it (again, after a restart), leased to
+    ``owner`` for ``lease`` seconds when given (the instance that runs it)."""
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}")
     now = utcnow()
     inserted = await connection.execute(
         sa.insert(tasks)
         .values(
-            tenant_id=tenant_id, kind=kind, status=PENDING, request=request, created_at=now, updated_at=now
+            tenant_id=tenant_id,
+            kind=kind,
+            status=PENDING,
+            request=request,
+            created_at=now,
+            updated_at=now,
+            owner=owner,
+            lease_expires_at=now + dt.timedelta(seconds=lease) if owner is not None else None,
         )
         .returning(*_COLUMNS)
     )
@@ -128,7 +147,14 @@ async def _finish(connection: AsyncConnection, task_id: int, ttl: float, values:
     result = await connection.execute(
         sa.update(tasks)
         .where(tasks.c.id == task_id, tasks.c.status == PENDING)
-        .values(**values, request=None, updated_at=now, expires_at=now + dt.timedelta(seconds=ttl))
+        .values(
+            **values,
+            request=None,
+            updated_at=now,
+            expires_at=now + dt.timedelta(seconds=ttl),
+            owner=None,
+            lease_expires_at=None,
+        )
     )
     return bool(result.rowcount)
 
@@ -157,18 +183,35 @@ class PendingTask:
 
 
 async def claim_pending(
-    connection: AsyncConnection, *, max_attempts: int, ttl: float, batch: int = 500, after_id: int = 0
+    connection: AsyncConnection,
+    *,
+    owner: str,
+    lease: float,
+    max_attempts: int,
+    ttl: float,
+    reclaim_own: bool = False,
+    batch: int = 500,
+    after_id: int = 0,
 ) -> tuple[list[PendingTask], list[int]]:
-    """The pending tasks with ids above ``after_id`` (``batch`` at most, id order), each with one more
-    attempt counted; tasks that used up ``max_attempts`` (they were interrupted that many times, by
-    crashes for instance) are failed instead, so that one poisonous request cannot crash every start-up.
-    Returns (tasks to run, ids failed)."""
+    """Claims, for ``owner``, the pending tasks with ids above ``after_id`` (``batch`` at most, id order)
+    that no live instance holds: no lease, a lease that ran out, or (``reclaim_own``, at start-up) a lease
+    of ``owner`` itself, which the previous run of this instance left. Each claim counts an attempt; tasks
+    that used up ``max_attempts`` (interrupted that many times, by crashes for instance) are failed
+    instead, so that one poisonous request cannot crash every start-up. Returns (tasks to run, ids
+    failed)."""
+    now = utcnow()
+    claimable = sa.or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now)
+    if reclaim_own:
+        claimable = sa.or_(claimable, tasks.c.owner == owner)
     rows = (
         await connection.execute(
             sa.select(*_COLUMNS, tasks.c.request)
-            .where(tasks.c.status == PENDING, tasks.c.id > after_id)
+            .where(tasks.c.status == PENDING, tasks.c.id > after_id, claimable)
             .order_by(tasks.c.id)
             .limit(batch)
+            # PostgreSQL: rows another replica is claiming right now are skipped, not claimed twice
+            # (SQLite serialises write transactions and ignores the clause).
+            .with_for_update(skip_locked=True)
         )
     ).all()
     to_run: list[PendingTask] = []
@@ -189,7 +232,11 @@ async def claim_pending(
             failed.append(row.id)
             continue
         await connection.execute(
-            sa.update(tasks).where(tasks.c.id == row.id).values(attempts=row.attempts + 1)
+            sa.update(tasks)
+            .where(tasks.c.id == row.id)
+            .values(
+                attempts=row.attempts + 1, owner=owner, lease_expires_at=now + dt.timedelta(seconds=lease)
+            )
         )
         record = _record(row)
         to_run.append(
@@ -199,6 +246,16 @@ async def claim_pending(
             )
         )
     return to_run, failed
+
+
+async def renew_leases(connection: AsyncConnection, owner: str, lease: float) -> int:
+    """Extends the leases of the pending tasks ``owner`` holds; returns how many."""
+    result = await connection.execute(
+        sa.update(tasks)
+        .where(tasks.c.owner == owner, tasks.c.status == PENDING)
+        .values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease))
+    )
+    return int(result.rowcount)
 
 
 async def mark_attempt(connection: AsyncConnection, task_id: int) -> None:

@@ -1,0 +1,105 @@
+"""InferenceService: Infer (a task), Recognize (the result, within the call's deadline) and
+RecognizeStream (many images in flight on one call, answered as each is ready)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from sightd.app import documents
+from sightd.app.errors import public_error
+from sightd.app.inference import Inference
+from sightd.grpc.auth import current_tenant
+from sightd.grpc.handlers import answers_errors
+from sightd.grpc.status import to_error_message, to_status
+from sightd.v1 import inference_pb2, inference_pb2_grpc
+
+# Requests of one stream recognised at once; the stream reads no more until one is answered.
+MAX_IN_FLIGHT_PER_STREAM = 64
+
+
+def call_deadline(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    """The call's deadline as a ``time.monotonic()`` time (None: the client set none)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + float(remaining)
+
+
+def result_message(result: dict[str, Any]) -> inference_pb2.RecognitionResult:
+    return documents.to_message(result, inference_pb2.RecognitionResult, ignore_unknown=True)
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
+    """sightd.v1.InferenceService."""
+
+    def __init__(self, inference: Inference) -> None:
+        self.inference = inference
+
+    @answers_errors
+    async def Infer(
+        self, request: inference_pb2.InferRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> inference_pb2.InferResponse:
+        task_id = await self.inference.infer(current_tenant(), request)
+        return inference_pb2.InferResponse(task_id=str(task_id))
+
+    @answers_errors
+    async def Recognize(
+        self, request: inference_pb2.RecognizeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> inference_pb2.RecognizeResponse:
+        result = await self.inference.recognize(current_tenant(), request, call_deadline(context))
+        return inference_pb2.RecognizeResponse(result=result_message(result))
+
+    async def RecognizeStream(
+        self,
+        request_iterator: AsyncIterator[inference_pb2.RecognizeStreamRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[inference_pb2.RecognizeStreamResponse]:
+        tenant = current_tenant()
+        deadline = call_deadline(context)
+        answers: asyncio.Queue[inference_pb2.RecognizeStreamResponse | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_STREAM)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def answer(item: inference_pb2.RecognizeStreamRequest) -> None:
+            response = inference_pb2.RecognizeStreamResponse(request_id=item.request_id)
+            try:
+                result = await self.inference.recognize(tenant, item.request, deadline)
+                response.result.CopyFrom(result_message(result))
+            except Exception as error:
+                response.error.CopyFrom(to_error_message(public_error(error, context="RecognizeStream")))
+            finally:
+                slots.release()
+            await answers.put(response)
+
+        async def read() -> None:
+            try:
+                async for item in request_iterator:
+                    await slots.acquire()
+                    task = asyncio.create_task(answer(item))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                await asyncio.gather(*in_flight)
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (response := await answers.get()) is not None:
+                yield response
+            await reader  # a failure to read the requests ends the call with its error
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            if isinstance(error, asyncio.CancelledError):
+                raise
+            await context.abort_with_status(to_status(public_error(error, context="RecognizeStream")))
+        finally:
+            reader.cancel()
+            for task in list(in_flight):
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.gather(reader, *in_flight, return_exceptions=True)

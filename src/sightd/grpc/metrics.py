@@ -1,0 +1,120 @@
+"""Prometheus metrics of the gRPC server: calls started and handled by method and status code, and their
+duration, with go-grpc-prometheus's names (``grpc_server_handled_total{grpc_service, grpc_method,
+grpc_type, grpc_code}``) so that existing dashboards apply. The runtime registers its own metrics (time in
+queue, preprocessing, inference, post-processing, batch sizes) on the same registry; ``serve_metrics``
+exposes it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from sightd.grpc.wrapping import wrap_handler
+
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+# Inference calls take up to seconds, metadata calls milliseconds; WaitTask up to max_wait.
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600)
+
+
+def _rpc_type(handler: grpc.RpcMethodHandler[Any, Any]) -> str:
+    if handler.request_streaming and handler.response_streaming:
+        return "bidi_stream"
+    if handler.request_streaming:
+        return "client_stream"
+    return "server_stream" if handler.response_streaming else "unary"
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every call the server routes to a method (placed first, it also sees the calls that
+    authentication refuses)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["grpc_service", "grpc_method", "grpc_type"]
+        self.started = Counter(
+            "grpc_server_started_total", "RPCs started on the server.", labels, registry=registry
+        )
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, whatever their status code.",
+            [*labels, "grpc_code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the start of an RPC to its answer (the last message of a stream).",
+            labels,
+            buckets=_BUCKETS,
+            registry=registry,
+        )
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
+        labels = (service, method, _rpc_type(handler))
+
+        @contextlib.asynccontextmanager
+        async def observe(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+            self.started.labels(*labels).inc()
+            start = time.perf_counter()
+            code = grpc.StatusCode.UNKNOWN
+            try:
+                yield
+                code = context.code() or grpc.StatusCode.OK
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except BaseException as error:
+                cancelled = isinstance(error, asyncio.CancelledError)
+                code = grpc.StatusCode.CANCELLED if cancelled else grpc.StatusCode.UNKNOWN
+                raise
+            finally:
+                self.duration.labels(*labels).observe(time.perf_counter() - start)
+                self.handled.labels(*labels, _code_name(code)).inc()
+
+        rebuilt: grpc.RpcMethodHandler[_Req, _Resp] = wrap_handler(handler, observe)
+        return rebuilt
+
+
+def _code_name(code: Any) -> str:
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    try:
+        return str(grpc.StatusCode(code).name)
+    except ValueError:
+        # grpc.aio reports codes as cygrpc integers in some paths.
+        by_number = {status.value[0]: status.name for status in grpc.StatusCode}
+        return str(by_number.get(code, "UNKNOWN"))
+
+
+class MetricsServer:
+    """``GET /metrics`` of a registry over plain HTTP, on a thread of its own."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self._server: WSGIServer
+        self._thread: threading.Thread
+        self._server, self._thread = prometheus_client.start_http_server(port, addr=host, registry=registry)
+        self.port = int(self._server.server_port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
