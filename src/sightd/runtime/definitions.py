@@ -135,10 +135,11 @@ class RuntimeSettings:
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RuntimeSettings:
         """The runtime part of the service's configuration (queue_depth, max_batch, max_batch_delay_us,
-        session_cache_bytes); the global queue bound is four versions' worth."""
+        inference_workers, session_cache_bytes); the global queue bound is four versions' worth."""
         values: dict[str, Any] = {
             "max_batch": settings.max_batch,
             "max_batch_delay_us": settings.max_batch_delay_us,
+            "workers": settings.inference_workers,
             "queue_depth": settings.queue_depth,
             "max_queued_requests": 4 * settings.queue_depth,
             "cache_bytes": settings.session_cache_bytes,
