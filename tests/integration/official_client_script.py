@@ -27,11 +27,12 @@ def expect_client_error(call, status):
     try:
         call()
     except ClientError as error:
-        assert error.status_code == status, (error.status_code, error.content)
-        body = json.loads(error.content)
-        assert "error" in body, body
-        return body
-    raise AssertionError(f"expected HTTP {status}")
+        failure = error
+    else:
+        raise AssertionError(f"expected HTTP {status}")
+    if failure.status_code != status:
+        raise AssertionError(f"expected HTTP {status}, got {failure.status_code}: {failure.content!r}")
+    return json.loads(failure.content)
 
 
 def main():

@@ -72,7 +72,8 @@ class LiveService:
 
     @property
     def http_port(self) -> int:
-        assert self.running is not None and self.running.started.http_port is not None
+        assert self.running is not None
+        assert self.running.started.http_port is not None
         return self.running.started.http_port
 
     @property

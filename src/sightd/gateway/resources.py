@@ -101,10 +101,24 @@ async def create_network(call: Call) -> Answer:
     return 201, document
 
 
+async def _unchanged(call: Call, document: dict[str, Any], immutable: tuple[str, ...], get: Any) -> list[str]:
+    """The immutable fields a body carries with the resource's current values (a retrieved object sent
+    back): those are ignored. One more read, only when such fields are there."""
+    given = [key for key in immutable if key in document]
+    if not given:
+        return []
+    current = (await get(call))[1]
+    return [key for key in given if current.get(key) == document[key]]
+
+
 async def update_network(call: Call, replace: bool = False) -> Answer:
     body = await read_body(call, networks_pb2.Network.DESCRIPTOR)
+    same = await _unchanged(call, body.document, _NETWORK_IMMUTABLE, get_network)
     fields = check_keys(
-        body.document, _NETWORK_MUTABLE, ignored=_NETWORK_OUTPUT, immutable=_NETWORK_IMMUTABLE
+        body.document,
+        _NETWORK_MUTABLE,
+        ignored=(*_NETWORK_OUTPUT, *same),
+        immutable=_NETWORK_IMMUTABLE,
     )
     network = message_of(fields, networks_pb2.Network)
     network.id = call.params["id"]
@@ -163,7 +177,8 @@ async def create_spec(call: Call) -> Answer:
 
 async def update_spec(call: Call, replace: bool = False) -> Answer:
     body = await read_body(call, recognition_pb2.RecognitionSpec.DESCRIPTOR)
-    fields = check_keys(body.document, _SPEC_MUTABLE, ignored=_SPEC_OUTPUT, immutable=("outputs",))
+    same = await _unchanged(call, body.document, ("outputs",), get_spec)
+    fields = check_keys(body.document, _SPEC_MUTABLE, ignored=(*_SPEC_OUTPUT, *same), immutable=("outputs",))
     spec = message_of(fields, recognition_pb2.RecognitionSpec)
     spec.id = call.params["id"]
     if not replace and not fields:
