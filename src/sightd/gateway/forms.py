@@ -19,6 +19,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from sightd.app.errors import BadRequestError
+from sightd.v1 import recognition_pb2
 
 _NAME = re.compile(r"[^.\[\]]+")
 _INDEX = re.compile(r"\[(\d{1,6})\]")
@@ -41,7 +42,9 @@ _INT_TYPES = frozenset(
 )
 _FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 # Free JSON fields whose items are documents of a known message: their flattened values get its types.
-_HINTS: dict[str, str] = {"sightd.v1.Network.postprocessings": "sightd.v1.PostProcessing"}
+_HINTS: dict[str, Descriptor] = {
+    "sightd.v1.Network.postprocessings": recognition_pb2.PostProcessing.DESCRIPTOR
+}
 
 
 def split_key(key: str) -> list[str | int] | None:
@@ -124,11 +127,8 @@ def _coerce_field(value: Any, field: Any) -> Any:
 
 def _coerce_single(value: Any, field: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        hint = _HINTS.get(field.full_name)
-        message = field.message_type
-        if hint is not None:
-            message = message.file.pool.FindMessageTypeByName(hint)
-        elif message.full_name.startswith("google.protobuf."):
+        message = _HINTS.get(field.full_name, field.message_type)
+        if message.full_name.startswith("google.protobuf."):
             return value  # free JSON: the form's strings stay strings
         if isinstance(value, str):
             value = _json_text(value)
