@@ -1,13 +1,18 @@
-"""The gateway as an operator runs it: ``sightd serve`` starts it next to gRPC (and says where), and
-``sightd gateway --grpc-target HOST:PORT`` runs it alone in front of a service; a gateway whose service is
-unreachable answers 503 with Retry-After (the official client retries it), and both stop on SIGTERM."""
+"""The gateway as an operator runs it: ``sightd serve`` starts it next to gRPC (and says where), over HTTPS
+when the service has a certificate, and ``sightd gateway --grpc-target HOST:PORT`` runs it alone in front of
+a service; a gateway whose service is unreachable answers 503 with Retry-After (the official client retries
+it), and both stop on SIGTERM."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from integration.harness import ServeProcess
-from integration.rest import call
+from integration.rest import LiveService, call
 from sightd.zoo import catalog, installed
 
 KEY = "operator-chosen-key-0123456789"
@@ -88,3 +93,29 @@ def test_unreachable_service_answers_503(tmp_path: Path) -> None:
         assert gateway.stop() == 0
     finally:
         gateway.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl tool makes the test certificate")
+def test_https_with_the_service_certificate(tmp_path: Path) -> None:
+    """With tls_cert and tls_key, gRPC and REST both speak TLS; the gateway still reaches the gRPC server
+    (through its private Unix socket) and plaintext HTTP is refused."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    service = LiveService(tmp_path / "data", public_models=False, tls_cert=cert, tls_key=key).start()
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        connection = http.client.HTTPSConnection("127.0.0.1", service.http_port, context=context, timeout=30)
+        connection.request("GET", "/v0.7/accounts/me", headers={"X-API-KEY": service.key()})
+        answer = connection.getresponse()
+        assert answer.status == 200
+        assert json.loads(answer.read())["public_recognition_specs_count"] == 0
+        connection.close()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            call(service.http_port, "GET", "/v0.7/accounts/me", key=service.key())
+    finally:
+        service.stop()
