@@ -116,6 +116,10 @@ class GatewayServer:
             timeout_graceful_shutdown=max(1, int(grace)),
             **options,
         )
+        # uvicorn's start-up chatter and the multipart parser's complaints about clients' malformed bodies
+        # (answered 400) would flood the service's log; their warnings about the server itself stay.
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        logging.getLogger("python_multipart").setLevel(logging.ERROR)
         self.server = _EmbeddedServer(config)
         self.host = host
         self.port = port
