@@ -23,8 +23,12 @@ BUF := .deps/buf/node_modules/.bin/buf
 GRPC_JS_VERSION := 1.14.7
 PROTO_LOADER_VERSION := 0.8.1
 NODE_CLIENT := .deps/node-client/node_modules/@grpc/proto-loader/package.json
+# The REST gateway's test clients, each in a venv of its own (they pin old requests/numpy): the official
+# Deepomatic client in both versions in use, and schemathesis; pinned in requirements/rest-clients/.
+REST_CLIENT_NAMES := deepomatic-api-1.0.0 deepomatic-api-0.9.4 schemathesis
+REST_CLIENTS := $(foreach name,$(REST_CLIENT_NAMES),.deps/rest-clients/$(name)/.installed)
 
-.PHONY: help run test setup system-deps protos node-client lint pytest asan bench bench-peers lock clean
+.PHONY: help run test setup system-deps protos node-client rest-clients lint pytest asan bench bench-peers lock clean
 
 help:
 	@echo "make run    install what is missing, build, prepare the public models, start the server (sightd serve)"
@@ -78,6 +82,14 @@ $(NODE_CLIENT):
 
 node-client: $(NODE_CLIENT)
 
+.deps/rest-clients/%/.installed: requirements/rest-clients/%.txt
+	rm -rf .deps/rest-clients/$*
+	$(PYTHON_SYSTEM) -m venv .deps/rest-clients/$*
+	.deps/rest-clients/$*/bin/python -m pip --disable-pip-version-check install -q -r $<
+	touch $@
+
+rest-clients: $(REST_CLIENTS)
+
 setup: system-deps $(VENV)/.sightd-built
 
 # --- the two commands -------------------------------------------------------------------------------
@@ -100,7 +112,7 @@ lint: $(VENV)/.requirements $(PROTO_STAMP) $(BUF)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-pytest: setup $(NODE_CLIENT)
+pytest: setup $(NODE_CLIENT) $(REST_CLIENTS)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 # --- more -------------------------------------------------------------------------------------------

@@ -123,7 +123,8 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     log = data_dir / "serve.log"
     env = {**os.environ, "SIGHTD_API_KEY": KEY}
     command = [sys.executable, "-m", "sightd.cli", "serve", "--data-dir", str(data_dir), "--grpc-port", "0",
-               "--metrics-port", "0", "--log-format", "json", "--log-level", "WARNING"]  # fmt: skip
+               "--metrics-port", "0", "--http-port", "0", "--log-format", "json",
+               "--log-level", "WARNING"]  # fmt: skip
     with log.open("wb") as handle:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=handle, env=env)
     assert process.stdout is not None

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules of sightd.commands; each defines register(subparsers) and sets a `handler` default.
-COMMAND_MODULES: tuple[str, ...] = ("keys", "predict", "recognize", "serve", "zoo")
+COMMAND_MODULES: tuple[str, ...] = ("gateway", "keys", "predict", "recognize", "serve", "zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,7 +106,8 @@ OPTIONS: tuple[Option, ...] = (
         "address the gRPC, HTTP and metrics servers listen on (0.0.0.0 or :: for every interface)",
     ),
     Option("grpc_port", int, 50051, "gRPC port (0: any free port, printed at start-up)", minimum=0),
-    Option("http_port", int, 8080, "port of the REST gateway (v0.7 JSON API)", minimum=0),
+    Option("http_port", int, 8080, "port of the REST gateway (v0.7 JSON API; 0: any free port)", minimum=0),
+    Option("rest_gateway", _parse_bool, True, "serve the REST gateway (Deepomatic v0.7 JSON) on http_port"),
     Option(
         "metrics_port",
         int,
@@ -241,6 +242,7 @@ class Settings:
     host: str
     grpc_port: int
     http_port: int
+    rest_gateway: bool
     metrics_port: int
     tls_cert: Path | None
     tls_key: Path | None

@@ -14,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 from prometheus_client import CollectorRegistry
 
 from sightd.app import public_models
@@ -27,6 +30,8 @@ from sightd.app.networks import Networks
 from sightd.app.recognition import Recognition
 from sightd.app.tasks import TaskBoard
 from sightd.config import Settings
+from sightd.gateway.app import Limits
+from sightd.gateway.server import GatewayServer, HttpTls, create_app, open_channel
 from sightd.grpc.inference import InferenceServicer
 from sightd.grpc.metrics import MetricsInterceptor, MetricsServer
 from sightd.grpc.networks import NetworkServicer
@@ -66,6 +71,7 @@ class Started:
     grpc_port: int
     metrics_port: int
     first_key: str | None
+    http_port: int | None = None
     public_specs: dict[str, int] = field(default_factory=dict)
 
 
@@ -80,6 +86,9 @@ class SightService:
         self.fetcher: UrlFetcher | None = None
         self.server: GrpcServer | None = None
         self.metrics: MetricsServer | None = None
+        self.gateway: GatewayServer | None = None
+        self._gateway_channel: grpc.aio.Channel | None = None
+        self._socket_dir: str | None = None
         self.inference: Inference | None = None
         self.board: TaskBoard | None = None
         self._background: list[asyncio.Task[None]] = []
@@ -170,6 +179,9 @@ class SightService:
         server = self.server = GrpcServer(
             settings, services, authenticate, interceptors=[MetricsInterceptor(self.registry)], gate=True
         )
+        if settings.rest_gateway:
+            self._socket_dir = tempfile.mkdtemp(prefix="sightd-")
+            server.listen_locally(f"{self._socket_dir}/grpc.sock")
         port = await server.start()
         if on_listening is not None:
             on_listening(port)
@@ -177,6 +189,8 @@ class SightService:
             MetricsServer, self.registry, settings.host, settings.metrics_port
         )
         started = Started(port, self.metrics.port, first_key)
+        if self._socket_dir is not None:
+            started.http_port = await self._start_gateway(f"unix:{self._socket_dir}/grpc.sock")
         if settings.public_models:
             zoo = await asyncio.to_thread(load_zoo, settings.zoo_dir)
             registered = await public_models.register(database, blobs, zoo)
@@ -192,9 +206,37 @@ class SightService:
         await server.open()
         log.info(
             "sightd is serving",
-            extra={"grpc_port": port, "metrics_port": started.metrics_port, "instance": board.owner},
+            extra={
+                "grpc_port": port,
+                "http_port": started.http_port,
+                "metrics_port": started.metrics_port,
+                "instance": board.owner,
+            },
         )
         return started
+
+    async def _start_gateway(self, target: str) -> int:
+        """The REST gateway, a client of this server's public API (docs/rest.md). Until start-up is over
+        it answers what the gRPC server answers: 503, starting."""
+        settings = self.settings
+        channel = self._gateway_channel = open_channel(target, max_message_bytes=settings.max_message_bytes)
+        limits = Limits(
+            max_body_bytes=max(64 << 20, settings.max_message_bytes),
+            max_upload_body_bytes=16 * settings.max_upload_bytes + (16 << 20),
+        )
+        tls = (
+            HttpTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            if settings.tls_cert is not None and settings.tls_key is not None
+            else None
+        )
+        self.gateway = GatewayServer(
+            create_app(channel, limits),
+            settings.host,
+            settings.http_port,
+            tls=tls,
+            grace=settings.drain_seconds,
+        )
+        return await self.gateway.start()
 
     async def _recover(self) -> None:
         assert self.board is not None
@@ -215,8 +257,13 @@ class SightService:
         end = loop.time() + grace
         for task in self._background:
             task.cancel()
+        if self.gateway is not None:
+            # First the HTTP side: its requests in flight still need the gRPC server to answer them.
+            await self.gateway.stop()
+        if self._gateway_channel is not None:
+            await self._gateway_channel.close()
         if self.server is not None:
-            await self.server.drain(grace)
+            await self.server.drain(max(0.0, end - loop.time()))
         if self.inference is not None:
             finished = await self.inference.wait_idle(max(0.0, end - loop.time()))
             if not finished:
@@ -243,4 +290,6 @@ class SightService:
             await asyncio.to_thread(self.metrics.close)
         if self.database is not None:
             await self.database.close()
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         log.info("stopped")

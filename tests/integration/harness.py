@@ -38,6 +38,7 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
         data_dir=data_dir,
         host="127.0.0.1",
         grpc_port=0,
+        http_port=0,
         metrics_port=0,
         public_models=False,
         allow_url_host=("127.0.0.1",),
@@ -127,6 +128,8 @@ class ServeProcess:
             "0",
             "--metrics-port",
             "0",
+            "--http-port",
+            "0",
             "--log-format",
             "json",
             *flags,
@@ -135,6 +138,7 @@ class ServeProcess:
             self.process = subprocess.Popen(command, stdout=out, stderr=log, env=env)
         self.grpc_port = 0
         self.metrics_port = 0
+        self.http_port = 0
 
     def log_lines(self) -> list[dict[str, Any]]:
         lines = []
@@ -153,6 +157,7 @@ class ServeProcess:
             for line in self.log_lines():
                 if line.get("message") == "sightd is serving":
                     self.grpc_port, self.metrics_port = int(line["grpc_port"]), int(line["metrics_port"])
+                    self.http_port = int(line.get("http_port") or 0)
                     return
             if self.process.poll() is not None:
                 code = self.process.returncode

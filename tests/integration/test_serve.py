@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,14 +66,22 @@ def test_health_reflection_and_metrics(served: ServeProcess) -> None:
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         with pytest.raises(grpc.RpcError):
             tasks.GetTask(tasks_pb2.GetTaskRequest(id="1"), timeout=10)
-    with urllib.request.urlopen(f"http://127.0.0.1:{served.metrics_port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line and line[0] != "#"
-    }
     labels = 'grpc_method="GetTask",grpc_service="sightd.v1.TaskService",grpc_type="unary"'
+    # A call is counted as handled once its answer is sent, so the client may read the metrics first:
+    # read them until both calls are counted.
+    for _ in range(100):
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{served.metrics_port}/metrics", timeout=10
+        ) as response:
+            text = response.read().decode()
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and line[0] != "#"
+        }
+        if f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",{labels}}}' in samples:
+            break
+        time.sleep(0.1)
     assert samples[f'grpc_server_handled_total{{grpc_code="NOT_FOUND",{labels}}}'] >= 1
     assert samples[f'grpc_server_handled_total{{grpc_code="UNAUTHENTICATED",{labels}}}'] >= 1
     assert samples[f"grpc_server_started_total{{{labels}}}"] >= 2

@@ -1,1 +1,2 @@
-"""Use cases of sightd, independent of the transport (gRPC servicers and the REST gateway call them)."""
+"""Use cases of sightd, independent of the transport (the gRPC servicers call them; the REST gateway goes
+through gRPC)."""

@@ -16,7 +16,9 @@ log = logging.getLogger("sightd.serve")
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "serve", help="run the gRPC service (configuration: flags, SIGHTD_* variables, --config file)"
+        "serve",
+        help="run the gRPC service and its REST gateway "
+        "(configuration: flags, SIGHTD_* variables, --config file)",
     )
     config.add_arguments(parser)
     parser.set_defaults(handler=_serve)
@@ -52,9 +54,13 @@ async def _run(settings: config.Settings) -> int:
         print("sightd: first start, an API key was created. It is shown once; store it now:", flush=True)
         print(started.first_key, flush=True)
     host = settings.host
+    rest = ""
+    if started.http_port is not None:
+        scheme = "https" if settings.tls_cert is not None else "http"
+        rest = f", REST (v0.7) on {scheme}://{host}:{started.http_port}/v0.7/"
     print(
-        f"sightd: serving gRPC on {host}:{started.grpc_port}, metrics on http://{host}:{started.metrics_port}"
-        f"/metrics, {len(started.public_specs)} public models",
+        f"sightd: serving gRPC on {host}:{started.grpc_port}{rest}, metrics on "
+        f"http://{host}:{started.metrics_port}/metrics, {len(started.public_specs)} public models",
         flush=True,
     )
     await stop.wait()

@@ -139,6 +139,13 @@ class GrpcServer:
         self.port = 0
         self._stopped = asyncio.Event()
 
+    def listen_locally(self, path: str) -> None:
+        """Also listens, in plaintext, on a Unix socket (before :meth:`start`): the REST gateway of the same
+        process calls the same services, interceptors included, through it. The socket lives in a folder
+        only this user can enter."""
+        if self.server.add_insecure_port(f"unix:{path}") == 0:
+            raise OSError(f"cannot listen on the Unix socket {path}")
+
     async def start(self) -> int:
         """Binds and starts serving; returns the port (useful with grpc_port 0)."""
         host = self.settings.host
