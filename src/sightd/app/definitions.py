@@ -5,19 +5,23 @@ A definition's ``key`` names the model the runtime builds and caches: it changes
 made of changes (the network file, the spec's outputs), so a cached model never outlives its documents.
 
 Looking a definition up takes several store reads (spec, version, network, mean files): it is remembered
-for ``ttl`` seconds per tenant and target. A change made through this instance (any network, spec or
-version written) forgets every remembered definition at once (:meth:`Definitions.forget`); one made
-through another replica is seen within ``ttl``.
+for ``ttl`` seconds per tenant and target, and the requests that need the same definition at the same time
+share one lookup (under load, every request arriving while it is being looked up again would otherwise read
+the store too). A change made through this instance (any network, spec or version written) forgets every
+remembered definition at once (:meth:`Definitions.forget`), and a lookup that began before the change is
+not remembered; one made through another replica is seen within ``ttl``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from sightd.app.errors import FailedPreconditionError, FieldViolation, quoted
 from sightd.app.networks import NetworkCheck, network_files
@@ -32,6 +36,8 @@ from sightd.store.database import Database
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
+
+_D = TypeVar("_D", VersionDefinition, NetworkDefinition)
 
 DEFAULT_TTL = 1.0
 _MAX_REMEMBERED = 1024
@@ -48,10 +54,44 @@ class Definitions:
         self.runtime = runtime
         self.ttl = ttl
         self._remembered: OrderedDict[tuple[object, ...], tuple[float, object]] = OrderedDict()
+        self._lookups: dict[tuple[object, ...], asyncio.Task[object]] = {}  # in progress, shared
+        self._generation = 0  # counts forget() calls
 
     def forget(self) -> None:
-        """Something was written: no remembered definition may be used again."""
+        """Something was written: no remembered definition may be used again, nor any lookup in progress."""
         self._remembered.clear()
+        self._lookups.clear()
+        self._generation += 1
+
+    async def _definition(
+        self, key: tuple[object, ...], kind: type[_D], look_up: Callable[[], Awaitable[_D]]
+    ) -> _D:
+        """The remembered definition of ``key``, or the result of the lookup in progress for it, or of a new
+        one. A caller cancelled while waiting does not cancel the lookup that others share."""
+        found = self._recall(key)
+        if isinstance(found, kind):
+            return found
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            generation = self._generation
+
+            async def run() -> object:
+                try:
+                    definition = await look_up()
+                finally:
+                    if self._lookups.get(key) is lookup:
+                        del self._lookups[key]
+                if generation == self._generation:
+                    self._remember(key, definition)
+                return definition
+
+            lookup = asyncio.get_running_loop().create_task(run())
+            # Its error is each waiter's; this keeps asyncio from reporting it once more, unretrieved.
+            lookup.add_done_callback(lambda task: task.cancelled() or task.exception())
+            self._lookups[key] = lookup
+        definition = await asyncio.shield(lookup)
+        assert isinstance(definition, kind)
+        return definition
 
     def _recall(self, key: tuple[object, ...]) -> object | None:
         found = self._remembered.get(key)
@@ -72,13 +112,11 @@ class Definitions:
         self, tenant_id: int, *, spec_id: str | None = None, version_id: int | None = None
     ) -> VersionDefinition:
         """The version a request targets: ``version_id``, or the current version of ``spec_id``."""
-        key = ("version", tenant_id, spec_id, version_id)
-        found = self._recall(key)
-        if isinstance(found, VersionDefinition):
-            return found
-        definition = await self._version(tenant_id, spec_id, version_id)
-        self._remember(key, definition)
-        return definition
+        return await self._definition(
+            ("version", tenant_id, spec_id, version_id),
+            VersionDefinition,
+            lambda: self._version(tenant_id, spec_id, version_id),
+        )
 
     async def _version(
         self, tenant_id: int, spec_id: str | None, version_id: int | None
@@ -112,21 +150,22 @@ class Definitions:
         )
 
     async def network(self, tenant_id: int, network_id: str) -> NetworkDefinition:
-        key = ("network", tenant_id, network_id)
-        found = self._recall(key)
-        if isinstance(found, NetworkDefinition):
-            return found
+        return await self._definition(
+            ("network", tenant_id, network_id),
+            NetworkDefinition,
+            lambda: self._network(tenant_id, network_id),
+        )
+
+    async def _network(self, tenant_id: int, network_id: str) -> NetworkDefinition:
         async with self.database.read() as connection:
             network = await network_store.get_network(connection, tenant_id, network_id)
         files = await network_files(network, self.blobs)
-        definition = NetworkDefinition(
+        return NetworkDefinition(
             key=f"network:{network.row_id}:{files.model_sha256[:16]}",
             network_path=files.model_path,
             preprocessing=network.preprocessing,
             mean_files=files.mean_files,
         )
-        self._remember(key, definition)
-        return definition
 
     async def check_network(self, check: NetworkCheck) -> Sequence[tuple[str, str]]:
         """The runtime's violations of a network being created (fields of the network document)."""
