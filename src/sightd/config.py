@@ -209,6 +209,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_batch", int, 8, "most images in one inference batch", minimum=1),
     Option("max_batch_delay_us", int, 0, "microseconds a batch waits for more images", minimum=0),
     Option("inference_workers", int, 2, "inference batches that run at once (docs/runtime.md)", minimum=1),
+    Option(
+        "intra_op_threads",
+        int,
+        0,
+        "ONNX Runtime threads per inference run (0: the cores shared out among the inference workers)",
+        minimum=0,
+    ),
     Option("session_cache_bytes", parse_size, 4096 * MiB, "memory the loaded models may take", minimum=1),
     Option("keepalive_time_ms", int, 60_000, "milliseconds between server keepalive pings", minimum=1),
     Option("keepalive_timeout_ms", int, 20_000, "milliseconds to wait for a keepalive ack", minimum=1),
@@ -271,6 +278,7 @@ class Settings:
     max_batch: int
     max_batch_delay_us: int
     inference_workers: int
+    intra_op_threads: int
     session_cache_bytes: int
     keepalive_time_ms: int
     keepalive_timeout_ms: int

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sightd.config import load_settings
-from sightd.runtime import RuntimeSettings
+from sightd.recognition import SessionSettings
+from sightd.runtime import NetworkDefinition, RuntimeSettings, models
+from sightd.zoo import installed
 
 
 def test_the_service_configuration_sets_batching_queues_and_the_cache() -> None:
@@ -43,3 +47,33 @@ def test_the_service_configuration_sets_batching_queues_and_the_cache() -> None:
 def test_values_out_of_range_are_refused(values: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(values))):
         RuntimeSettings(**values)  # type: ignore[arg-type]
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({}, max(1, (os.cpu_count() or 1) // 2)),  # 2 workers share the cores out
+        ({"SIGHTD_INFERENCE_WORKERS": "1"}, os.cpu_count() or 1),
+        ({"SIGHTD_INTRA_OP_THREADS": "3"}, 3),
+    ],
+)
+def test_each_session_gets_the_configured_or_shared_out_intra_op_threads(
+    config: dict[str, str], expected: int, zoo: installed.Zoo
+) -> None:
+    settings = RuntimeSettings.from_settings(load_settings(environ=config), warmup=False)
+    assert settings.session_settings.intra_op_threads == expected
+    network = zoo.networks["imagenet-mobilenet-v2"]
+    definition = NetworkDefinition("network:t", network.path, network.preprocessing, {})
+    # The first session of the process starts ONNX Runtime's own threads: not counted.
+    models.build_network(
+        definition, RuntimeSettings(warmup=False, session=SessionSettings(intra_op_threads=1))
+    )
+    before = _threads()
+    loaded = models.build_network(definition, settings)
+    # ONNX Runtime's intra-op pool: the threads besides the one calling Run, started with the session.
+    assert _threads() - before == expected - 1
+    del loaded

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,11 @@ DEFAULT_MAX_BATCH = 8
 DEFAULT_MAX_BATCH_DELAY_US = 0
 
 
+def default_intra_op_threads(workers: int) -> int:
+    """ONNX Runtime threads per run when each of ``workers`` runs at once: the cores shared out."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
     """How the runtime batches, queues, runs and caches (docs/runtime.md)."""
@@ -107,7 +113,9 @@ class RuntimeSettings:
     # Threads decoding a batch's images besides its worker thread: None, the core's shared pool (cores - 1);
     # a number, a pool of that many for the runtime's models (0: each batch decodes on its worker alone).
     decode_threads: int | None = None
-    session: SessionSettings = field(default_factory=SessionSettings)
+    # ONNX Runtime options of every session; None: the defaults, with intra_op_threads the cores shared out
+    # among the workers (session_settings).
+    session: SessionSettings | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -129,13 +137,23 @@ class RuntimeSettings:
             raise ValueError("RuntimeSettings.memory_factor must be positive")
 
     @property
+    def session_settings(self) -> SessionSettings:
+        """``session``, or the defaults with ``intra_op_threads`` = cores // workers (at least 1): each
+        worker's run has its share of the cores, and the workers together use them all without more threads
+        than cores (measured: docs/runtime.md "Threads")."""
+        if self.session is not None:
+            return self.session
+        return SessionSettings(intra_op_threads=default_intra_op_threads(self.workers))
+
+    @property
     def max_batch_delay(self) -> float:
         return self.max_batch_delay_us / 1e6
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RuntimeSettings:
         """The runtime part of the service's configuration (queue_depth, max_batch, max_batch_delay_us,
-        inference_workers, session_cache_bytes); the global queue bound is four versions' worth."""
+        inference_workers, intra_op_threads, session_cache_bytes); the global queue bound is four versions'
+        worth."""
         values: dict[str, Any] = {
             "max_batch": settings.max_batch,
             "max_batch_delay_us": settings.max_batch_delay_us,
@@ -144,5 +162,7 @@ class RuntimeSettings:
             "max_queued_requests": 4 * settings.queue_depth,
             "cache_bytes": settings.session_cache_bytes,
         }
+        if settings.intra_op_threads:
+            values["session"] = SessionSettings(intra_op_threads=settings.intra_op_threads)
         values.update(overrides)
         return cls(**values)

@@ -98,7 +98,7 @@ def _error_of(result: _core.RecognitionResult | _core.ImageResult) -> CoreError:
 
 
 def _session(definition: VersionDefinition | NetworkDefinition, settings: RuntimeSettings) -> _core.Session:
-    s = settings.session
+    s = settings.session_settings
     return engine.create_session(
         definition.network_path,
         intra_op_threads=s.intra_op_threads,
@@ -121,7 +121,7 @@ def build_version(
         definition.spec_outputs,
         definition.post_processings,
         mean_files=definition.mean_files,
-        session=settings.session,
+        session=settings.session_settings,
         max_pixels=settings.max_pixels,
         pool=pool,
     )
