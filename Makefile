@@ -27,15 +27,20 @@ NODE_CLIENT := .deps/node-client/node_modules/@grpc/proto-loader/package.json
 # Deepomatic client in both versions in use, and schemathesis; pinned in requirements/rest-clients/.
 REST_CLIENT_NAMES := deepomatic-api-1.0.0 deepomatic-api-0.9.4 schemathesis
 REST_CLIENTS := $(foreach name,$(REST_CLIENT_NAMES),.deps/rest-clients/$(name)/.installed)
+# The peers of the serving benchmark (bench/peers/: FastAPI + uvicorn, BentoML) in a venv of their own, without
+# sightd; pinned in bench/peers/requirements.txt.
+PEERS_VENV := .venv-peers
+PEERS := $(PEERS_VENV)/.installed
 
-.PHONY: help run test setup system-deps protos node-client rest-clients lint pytest asan bench bench-peers lock clean
+.PHONY: help run test setup system-deps protos node-client rest-clients peers lint pytest asan bench bench-torch lock clean
 
 help:
 	@echo "make run    install what is missing, build, prepare the public models, start the server (sightd serve)"
 	@echo "make test   the same set-up, then lint, type checks and the whole test suite"
 	@echo "make asan   the corrupt-image corpus through an AddressSanitizer build of the core"
 	@echo "make bench  the benchmarks under bench/ (prints ratios; not pass/fail)"
-	@echo "make bench-peers  optional benchmark peers (torchvision, ~5.5 GB) into the venv"
+	@echo "make bench-torch  optional peers of the NMS and decoding benchmarks (torchvision, ~5.5 GB) into the venv"
+	@echo "make peers  the serving benchmark's peers (FastAPI, BentoML) into .venv-peers (also part of test, bench)"
 
 # --- set-up -----------------------------------------------------------------------------------------
 system-deps:
@@ -90,6 +95,14 @@ node-client: $(NODE_CLIENT)
 
 rest-clients: $(REST_CLIENTS)
 
+$(PEERS): bench/peers/requirements.txt
+	rm -rf $(PEERS_VENV)
+	$(PYTHON_SYSTEM) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip --disable-pip-version-check install -q -r $<
+	touch $@
+
+peers: $(PEERS)
+
 setup: system-deps $(VENV)/.sightd-built
 
 # --- the two commands -------------------------------------------------------------------------------
@@ -112,7 +125,7 @@ lint: $(VENV)/.requirements $(PROTO_STAMP) $(BUF)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-pytest: setup $(NODE_CLIENT) $(REST_CLIENTS)
+pytest: setup $(NODE_CLIENT) $(REST_CLIENTS) $(PEERS)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 # --- more -------------------------------------------------------------------------------------------
@@ -123,11 +136,11 @@ asan: system-deps .deps/onnxruntime/include/onnxruntime_cxx_api.h $(VENV)/.requi
 	$(PY) tests/core/corrupt_corpus.py build-asan/corrupt-corpus
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 build-asan/decode_check build-asan/corrupt-corpus
 
-bench: setup
+bench: setup $(PEERS)
 	for script in bench/*.py; do $(PY) $$script; done
 
-bench-peers: $(VENV)/.requirements
-	$(PIP) install -q -r bench/requirements-peers.txt
+bench-torch: $(VENV)/.requirements
+	$(PIP) install -q -r bench/requirements-torch.txt
 
 lock:
 	rm -rf .lock-venv && $(PYTHON_SYSTEM) -m venv .lock-venv
@@ -137,4 +150,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf build build-asan $(VENV) .deps
+	rm -rf build build-asan $(VENV) $(PEERS_VENV) .deps

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import peers
+import postprocess_peers
 from sightd import _core
 
 HEADS = [
@@ -101,7 +101,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--outputs", help=".npz with head13 [1,255,13,13] and head26 [1,255,26,26]")
     args = parser.parse_args(argv)
 
-    peers.print_header("YOLO decode + NMS (yolov3-tiny 416x416, 80 classes): sightd core vs peers")
+    postprocess_peers.print_header(
+        "YOLO decode + NMS (yolov3-tiny 416x416, 80 classes): sightd core vs peers"
+    )
     rng = np.random.default_rng(0)
     processor = core_processor()
     transform = letterbox(768, 576)
@@ -116,17 +118,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         def numpy_peer(h: dict[str, F32] = heads) -> list[int]:
             b, s, c = numpy_decode(h)
-            return peers.numpy_nms(b.astype(np.float32), s, c, NMS)
+            return postprocess_peers.numpy_nms(b.astype(np.float32), s, c, NMS)
 
         def opencv_peer(h: dict[str, F32] = heads) -> list[int]:
             b, s, c = numpy_decode(h)
-            return peers.opencv_nms(b.astype(np.float32), s, c, NMS)
+            return postprocess_peers.opencv_nms(b.astype(np.float32), s, c, NMS)
 
         b, _, _ = numpy_decode(heads)
         fns = {"sightd": lambda h=heads: processor.process(h, transform, True, -1), "numpy": numpy_peer}
-        if len(b) <= peers.OPENCV_MAX_BOXES:
+        if len(b) <= postprocess_peers.OPENCV_MAX_BOXES:
             fns["opencv"] = opencv_peer
-        if peers.TORCHVISION:
+        if postprocess_peers.TORCHVISION:
             import torch
             from torchvision.ops import batched_nms
 
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 return batched_nms(b, s, c, NMS).tolist()  # type: ignore[no-any-return]
 
             fns["torchvision"] = torch_peer
-        times = peers.time_interleaved(fns, args.repeat)
+        times = postprocess_peers.time_interleaved(fns, args.repeat)
         result = processor.process(heads, transform, True, -1)
         reported = len(result.predicted) + len(result.discarded)
         row = {"scenario": scenario, "candidates": len(b), "predicted": len(result.predicted),
@@ -158,7 +160,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         "xN: the peer's time / sightd's time (higher: sightd faster); peers decode with NumPy/torch, then NMS"
     )
-    report = {"bench": "decode", "machine": peers.machine(), "versions": peers.versions(), "results": results}
+    report = {
+        "bench": "decode",
+        "machine": postprocess_peers.machine(),
+        "versions": postprocess_peers.versions(),
+        "results": results,
+    }
     print(json.dumps(report))
     return report
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-import peers
+import postprocess_peers
 from sightd import _core
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args(argv)
 
-    peers.print_header("NMS: sightd core vs NumPy reference, OpenCV, torchvision")
+    postprocess_peers.print_header("NMS: sightd core vs NumPy reference, OpenCV, torchvision")
     rng = np.random.default_rng(0)
     results: list[dict[str, Any]] = []
     print(f"{'boxes':>7} {'layout':>9} {'kept':>6}  {'sightd':>9}  " + "  ".join(
@@ -61,16 +61,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             classes32 = classes.astype(np.int32)
             fns = {
                 "sightd": lambda b=boxes, s=scores, c=classes32: _core.nms(b, s, c, thr),
-                "numpy": lambda b=boxes, s=scores, c=classes: peers.numpy_nms(b, s, c, thr),
+                "numpy": lambda b=boxes, s=scores, c=classes: postprocess_peers.numpy_nms(b, s, c, thr),
             }
-            if n <= peers.OPENCV_MAX_BOXES:
-                fns["opencv"] = lambda b=boxes, s=scores, c=classes: peers.opencv_nms(b, s, c, thr)
-            if peers.TORCHVISION:
-                fns["torchvision"] = lambda b=boxes, s=scores, c=classes: peers.torchvision_nms(b, s, c, thr)
+            if n <= postprocess_peers.OPENCV_MAX_BOXES:
+                fns["opencv"] = lambda b=boxes, s=scores, c=classes: postprocess_peers.opencv_nms(
+                    b, s, c, thr
+                )
+            if postprocess_peers.TORCHVISION:
+                fns["torchvision"] = lambda b=boxes, s=scores, c=classes: postprocess_peers.torchvision_nms(
+                    b, s, c, thr
+                )
             # numpy at 100k takes seconds per call: fewer repeats where a call is slow.
-            times = peers.time_interleaved(fns, args.repeat)
+            times = postprocess_peers.time_interleaved(fns, args.repeat)
             kept = {name: [int(i) for i in fn()] for name, fn in fns.items()}  # type: ignore[attr-defined]
-            agree = {name: peers.agreement(kept["sightd"], k) for name, k in kept.items() if name != "sightd"}
+            agree = {
+                name: postprocess_peers.agreement(kept["sightd"], k)
+                for name, k in kept.items()
+                if name != "sightd"
+            }
             row = {"boxes": n, "layout": layout, "classes": args.classes, "iou_threshold": thr,
                    "kept": len(kept["sightd"]), "ms": {k: v * 1e3 for k, v in times.items()},
                    "speedup": {k: times[k] / times["sightd"] for k in times if k != "sightd"},
@@ -90,9 +98,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"        kept sets differ from sightd's (Jaccard): {agree}")
     print(
         "xN: the peer's time / sightd's time (higher: sightd faster); "
-        f"opencv is left out above {peers.OPENCV_MAX_BOXES} boxes (minutes per call)"
+        f"opencv is left out above {postprocess_peers.OPENCV_MAX_BOXES} boxes (minutes per call)"
     )
-    report = {"bench": "nms", "machine": peers.machine(), "versions": peers.versions(), "results": results}
+    report = {
+        "bench": "nms",
+        "machine": postprocess_peers.machine(),
+        "versions": postprocess_peers.versions(),
+        "results": results,
+    }
     print(json.dumps(report))
     return report
 

@@ -1,7 +1,7 @@
 """Shared pieces of the post-processing benchmarks: machine and version report, interleaved timing, and the
 peers sightd is compared with (a NumPy reference, OpenCV's dnn NMS, torchvision's batched_nms).
 
-torchvision is optional (about 5.5 GB with torch): `make bench-peers` installs bench/requirements-peers.txt
+torchvision is optional (about 5.5 GB with torch): `make bench-torch` installs bench/requirements-torch.txt
 into the venv; without it the benchmarks skip that column and say so.
 """
 
@@ -65,7 +65,7 @@ def print_header(title: str) -> None:
     v = versions()
     print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val))
     if not TORCHVISION:
-        print("torchvision: not installed (make bench-peers installs it); its column is skipped")
+        print("torchvision: not installed (make bench-torch installs it); its column is skipped")
     print("all single-threaded (torch.set_num_threads(1)); times are medians of interleaved runs")
 
 
