@@ -1,0 +1,242 @@
+"""Does ``sightd serve`` keep its memory over a long run? RSS of a real server process under a closed loop of
+concurrent gRPC ``Recognize`` calls (imagenet-mobilenet-v2 on the darknet dog.jpg) for a few minutes.
+
+The server is a real ``sightd serve`` process with default settings (bench/grpc_service.py's start-up).
+``--concurrency`` grpc.aio clients on one channel send requests back to back for ``--seconds``; every
+``--interval`` seconds the server's VmRSS (and its thread and file descriptor counts) are read from
+/proc/<pid>/. With ``--mix-errors`` (the default), every ``--error-every``-th request is a bad one,
+alternately a truncated JPEG (INVALID_ARGUMENT) and an unknown spec (NOT_FOUND), so that the error paths
+run as often as the rest and would show a leak as well; their answers are counted by status code.
+
+Reported: requests done, img/s, latency percentiles, RSS at the end of the warm-up (the first 30 s or 10%
+of the run, whichever is shorter), at the end, the maximum, the least-squares slope of RSS over the samples
+after the warm-up (MiB per minute) and a verdict: no growth when end - warm-up <= 2% or <= 8 MiB. The
+verdict is printed, never asserted. Prints the machine, versions, the samples, then one JSON line.
+
+Usage: python bench/soak.py [--seconds 300] [--interval 10] [--concurrency 32] [--no-mix-errors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from grpc_service import KEY, MODEL, machine, percentile, start_server
+from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from sightd.zoo import artifacts, build
+
+MiB = 1 << 20
+METADATA = (("x-api-key", KEY),)
+UNKNOWN_SPEC = "no-such-spec-for-the-soak"
+GROWTH_FRACTION = 0.02
+GROWTH_MIB = 8.0
+
+
+def status_of(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (bytes), threads and open file descriptors of a process, from /proc."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in {"VmRSS", "VmHWM"}:
+            values[key] = int(rest.split()[0]) * 1024
+        elif key == "Threads":
+            values["threads"] = int(rest)
+    values["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    return values
+
+
+def slope_per_minute(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MiB) points, in MiB per minute; None under two points."""
+    if len(points) < 2:
+        return None
+    mean_t = sum(t for t, _ in points) / len(points)
+    mean_v = sum(v for _, v in points) / len(points)
+    spread = sum((t - mean_t) ** 2 for t, _ in points)
+    if spread == 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in points) / spread * 60
+
+
+def request_of(spec_id: str, data: bytes) -> inference_pb2.RecognizeRequest:
+    return inference_pb2.RecognizeRequest(
+        spec_id=spec_id, inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=data))], max_predictions=5
+    )
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    build.build()
+    dog = (artifacts.extract_folder("darknet", "usr/share/darknet/data") / "dog.jpg").read_bytes()
+    good = request_of(MODEL, dog)
+    bad = {
+        "truncated_jpeg": request_of(MODEL, dog[: len(dog) // 2]),
+        "unknown_spec": request_of(UNKNOWN_SPEC, dog),
+    }
+    warmup = args.warmup if args.warmup is not None else min(30.0, 0.1 * args.seconds)
+    answers: dict[str, Counter[str]] = {"good": Counter(), **{kind: Counter() for kind in bad}}
+    latencies: list[float] = []
+    samples: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        process, port, _ = start_server(Path(folder))
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = inference_pb2_grpc.InferenceServiceStub(channel)
+                first = await stub.Recognize(good, metadata=METADATA, timeout=120)  # loads the model
+                top = first.result.outputs[0].labels.predicted[0].label_name
+                if top != "malamute":
+                    raise AssertionError(f"dog.jpg read as {top!r}")
+                sent = 0
+                start = time.monotonic()
+                end = start + args.seconds
+
+                def sample() -> None:
+                    status = status_of(process.pid)
+                    samples.append(
+                        {
+                            "t_s": time.monotonic() - start,
+                            "rss_mib": status["VmRSS"] / MiB,
+                            "hwm_mib": status["VmHWM"] / MiB,
+                            "threads": status["threads"],
+                            "fds": status["fds"],
+                            "requests": sum(answers["good"].values()),
+                        }
+                    )
+
+                async def client() -> None:
+                    nonlocal sent
+                    while time.monotonic() < end:
+                        sent += 1
+                        kind = "good"
+                        if args.mix_errors and sent % args.error_every == 0:
+                            kind = list(bad)[(sent // args.error_every) % len(bad)]
+                        request = good if kind == "good" else bad[kind]
+                        began = time.perf_counter()
+                        try:
+                            answer = await stub.Recognize(request, metadata=METADATA, timeout=60)
+                        except grpc.aio.AioRpcError as error:
+                            answers[kind][error.code().name] += 1
+                            continue
+                        answers[kind]["OK"] += 1
+                        if kind == "good":
+                            latencies.append(time.perf_counter() - began)
+                            if answer.result.outputs[0].labels.predicted[0].label_name != "malamute":
+                                answers[kind]["WRONG_LABEL"] += 1
+
+                async def sampler() -> None:
+                    while True:
+                        sample()
+                        await asyncio.sleep(args.interval)
+
+                sampling = asyncio.create_task(sampler())
+                await asyncio.gather(*(client() for _ in range(args.concurrency)))
+                elapsed = time.monotonic() - start
+                sampling.cancel()
+                sample()  # the state at the end of the load, before the server stops
+        finally:
+            process.terminate()
+            process.wait(60)
+    after_warmup = [s for s in samples if s["t_s"] >= warmup] or samples[-1:]
+    warm_rss = after_warmup[0]["rss_mib"]
+    end_rss = samples[-1]["rss_mib"]
+    growth = end_rss - warm_rss
+    allowed = max(GROWTH_FRACTION * warm_rss, GROWTH_MIB)
+    done = answers["good"]["OK"]
+    return {
+        "bench": "soak",
+        "model": MODEL,
+        "machine": machine(),
+        "seconds": args.seconds,
+        "elapsed_s": elapsed,
+        "interval_s": args.interval,
+        "concurrency": args.concurrency,
+        "mix_errors": args.mix_errors,
+        "error_every": args.error_every if args.mix_errors else None,
+        "warmup_s": warmup,
+        "requests": done,
+        "images_per_second": done / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000 if latencies else None,
+        "p99_ms": percentile(latencies, 0.99) * 1000 if latencies else None,
+        "answers": {kind: dict(counter) for kind, counter in answers.items()},
+        "rss_start_mib": samples[0]["rss_mib"],
+        "rss_after_warmup_mib": warm_rss,
+        "rss_end_mib": end_rss,
+        "rss_max_mib": max(s["rss_mib"] for s in samples),
+        "hwm_end_mib": samples[-1]["hwm_mib"],
+        "rss_growth_mib": growth,
+        "rss_growth_allowed_mib": allowed,
+        "rss_slope_mib_per_minute": slope_per_minute([(s["t_s"], s["rss_mib"]) for s in after_warmup]),
+        "no_growth": growth <= allowed,
+        "threads_after_warmup": after_warmup[0]["threads"],
+        "threads_end": samples[-1]["threads"],
+        "threads_max": max(s["threads"] for s in samples),
+        "fds_after_warmup": after_warmup[0]["fds"],
+        "fds_end": samples[-1]["fds"],
+        "fds_max": max(s["fds"] for s in samples),
+        "samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=300.0, help="length of the load (default 300)")
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between RSS samples (10)")
+    parser.add_argument("--concurrency", type=int, default=32, help="clients in the closed loop (32)")
+    parser.add_argument(
+        "--warmup", type=float, default=None, help="seconds of warm-up (default: 30 s or 10%% of the run)"
+    )
+    parser.add_argument(
+        "--mix-errors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="send bad requests too: a truncated JPEG, an unknown spec (default on)",
+    )
+    parser.add_argument("--error-every", type=int, default=50, help="every N-th request is a bad one (50)")
+    args = parser.parse_args()
+    if args.seconds <= 0 or args.interval <= 0 or args.concurrency < 1 or args.error_every < 1:
+        parser.error("--seconds, --interval, --concurrency and --error-every must be positive")
+    record = asyncio.run(run(args))
+    print(json.dumps(record["machine"]))
+    for s in record["samples"]:
+        print(
+            f"t {s['t_s']:7.1f} s  RSS {s['rss_mib']:8.1f} MiB  HWM {s['hwm_mib']:8.1f} MiB  "
+            f"threads {s['threads']:3.0f}  fds {s['fds']:4.0f}  requests {s['requests']:7.0f}"
+        )
+    latency = ""
+    if record["p50_ms"] is not None:
+        latency = f", p50 {record['p50_ms']:.1f} ms, p99 {record['p99_ms']:.1f} ms"
+    print(
+        f"{record['requests']} requests in {record['elapsed_s']:.1f} s "
+        f"at concurrency {record['concurrency']}: {record['images_per_second']:.1f} img/s{latency}"
+    )
+    print(f"answers: {json.dumps(record['answers'])}")
+    slope = record["rss_slope_mib_per_minute"]
+    print(
+        f"RSS: {record['rss_start_mib']:.1f} MiB at start, "
+        f"{record['rss_after_warmup_mib']:.1f} MiB after the {record['warmup_s']:.1f} s warm-up, "
+        f"{record['rss_end_mib']:.1f} MiB at the end, "
+        f"max {record['rss_max_mib']:.1f} MiB; slope after warm-up "
+        + (f"{slope:+.2f} MiB/min" if slope is not None else "n/a (under two samples)")
+    )
+    print(
+        f"threads: {record['threads_after_warmup']} after the warm-up, {record['threads_end']} at the end, "
+        f"max {record['threads_max']}; file descriptors: {record['fds_after_warmup']}, {record['fds_end']}, "
+        f"max {record['fds_max']}"
+    )
+    print(
+        f"verdict: {'no growth' if record['no_growth'] else 'RSS GREW'}: "
+        f"{record['rss_growth_mib']:+.1f} MiB after the warm-up "
+        f"(allowed {record['rss_growth_allowed_mib']:.1f} MiB: 2% or 8 MiB)"
+    )
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
