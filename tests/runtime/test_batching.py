@@ -10,7 +10,7 @@ import pytest
 from runtime_support import BLUE, GREEN, NAMES, RED, Gate, colour_network, ppm, top_label, version
 
 from sightd.errors import ImageError, InvalidArgumentError
-from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
+from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition, batcher
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +205,39 @@ async def test_a_runtime_pool_decodes_the_batches(colours: VersionDefinition, de
         palette = [RED, GREEN, BLUE] * 3
         answers = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in palette))
         assert [top_label(a[0].result or {}) for a in answers] == [NAMES[c] for c in palette]
+
+
+def dispatchers(key: str) -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == f"batcher {key}"]
+
+
+async def test_the_dispatcher_lingers_for_the_next_request_and_ends_when_the_runtime_stops(
+    colours: VersionDefinition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batcher, "LINGER_SECONDS", 60.0)
+    runtime = Runtime(settings())
+    await runtime.start()
+    try:
+        await runtime.recognize(colours, [image(RED)])
+        (lingering,) = dispatchers(colours.key)  # still there once the answer is out
+        assert not lingering.done()
+        answers = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in (GREEN, BLUE)))
+        assert [top_label(a[0].result or {}) for a in answers] == ["green", "blue"]
+        assert dispatchers(colours.key) == [lingering]  # served by the same one
+    finally:
+        await asyncio.wait_for(runtime.stop(), 30)  # not the 60 s of lingering
+    assert lingering.done()
+    assert dispatchers(colours.key) == []
+
+
+async def test_a_dispatcher_ends_after_lingering(
+    colours: VersionDefinition, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batcher, "LINGER_SECONDS", 0.05)
+    async with Runtime(settings()) as runtime:
+        await runtime.recognize(colours, [image(RED)])
+        (lingering,) = dispatchers(colours.key)
+        await asyncio.wait_for(lingering, 30)
+        (outcome,) = await runtime.recognize(colours, [image(GREEN)])  # a new dispatcher serves it
+        assert top_label(outcome.result or {}) == "green"
+        assert batches_run(runtime) == 2

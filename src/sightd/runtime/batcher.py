@@ -13,7 +13,10 @@ Everything here runs on the event loop's thread except ``_run_in_worker``; futur
 - Requests whose deadline has passed are dropped, not run: when the caller's timer fires (it withdraws the
   request), when a batch is formed, and once more on the worker right before the run.
 - The dispatcher holds the model's cache lease while it has work queued or running, so the model is not
-  evicted under it, and ends (releasing it) when both are done.
+  evicted under it, and releases it when both are done. It then lingers, without the lease, for
+  ``LINGER_SECONDS``: a request arriving meanwhile is served without a new dispatcher (creating one, with
+  its task and cache lookup, cost a lone request more than a small model's whole inference); after that it
+  ends, and so does a lingering one as soon as the runtime stops.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sightd.runtime.errors import DeadlineExceededError
 from sightd.runtime.metrics import RuntimeMetrics
 
 M = TypeVar("M")
+LINGER_SECONDS = 2.0
 Image = tuple[bytes, _core.Roi | None]
 # What one request gets: one outcome per image, or the error of the whole request.
 RequestResult = list[Any] | BaseException
@@ -142,6 +146,15 @@ class Batcher(Generic[M]):
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
+        # The labelled metrics of this kind, looked up once (a lookup costs about as much as an observation).
+        metrics = context.metrics
+        self._queue_seconds = metrics.queue_seconds.labels(kind)
+        self._batch_images = metrics.batch_images.labels(kind)
+        self._batch_requests = metrics.batch_requests.labels(kind)
+        self._batch_seconds = metrics.batch_seconds.labels(kind)
+        self._stage_decode = metrics.stage_seconds.labels(kind, "decode_preprocess")
+        self._stage_inference = metrics.stage_seconds.labels(kind, "inference")
+        self._stage_postprocess = metrics.stage_seconds.labels(kind, "postprocess")
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -182,18 +195,34 @@ class Batcher(Generic[M]):
 
     async def _dispatch(self) -> None:
         try:
-            try:
-                lease = await self.context.cache.acquire(self.key, self._load)
-            except Exception as error:
-                self._fail_queued(error)
-                return
-            try:
-                await self._serve(lease.value)
-            finally:
-                lease.release()
+            while True:
+                try:
+                    lease = await self.context.cache.acquire(self.key, self._load)
+                except Exception as error:
+                    self._fail_queued(error)
+                    return
+                try:
+                    await self._serve(lease.value)
+                finally:
+                    lease.release()
+                if not await self._linger():
+                    return
         finally:
             self._task = None
             self._on_idle(self)
+
+    async def _linger(self) -> bool:
+        """Whether work arrived within LINGER_SECONDS of the last (False at once when the runtime stops)."""
+        deadline = time.monotonic() + LINGER_SECONDS
+        while not self.context.stopping:
+            if self.queued_requests:
+                return True
+            self._queue.clear()  # only withdrawn requests can be left
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            await self._wait(remaining)
+        return False
 
     def _fail_queued(self, error: BaseException) -> None:
         while self._queue:
@@ -267,7 +296,7 @@ class Batcher(Generic[M]):
         metrics = self.context.metrics
         started = time.monotonic()
         for request in batch:
-            metrics.queue_seconds.labels(self.kind).observe(started - request.enqueued)
+            self._queue_seconds.observe(started - request.enqueued)
         images = sum(len(r.images) for r in batch)
         self.running_images += images
         metrics.running_batches.inc()
@@ -309,13 +338,12 @@ class Batcher(Generic[M]):
         return [results[id(r)] for r in batch]
 
     def _observe(self, requests: int, images: int, elapsed: float, times: _core.StageTimes) -> None:
-        metrics, kind = self.context.metrics, self.kind
-        metrics.batch_images.labels(kind).observe(images)
-        metrics.batch_requests.labels(kind).observe(requests)
-        metrics.batch_seconds.labels(kind).observe(elapsed)
-        metrics.stage_seconds.labels(kind, "decode_preprocess").observe(times.decode_preprocess)
-        metrics.stage_seconds.labels(kind, "inference").observe(times.inference)
+        self._batch_images.observe(images)
+        self._batch_requests.observe(requests)
+        self._batch_seconds.observe(elapsed)
+        self._stage_decode.observe(times.decode_preprocess)
+        self._stage_inference.observe(times.inference)
         # The core's post-processing plus what Python adds after the core call (result documents).
         postprocess = max(0.0, elapsed - times.decode_preprocess - times.inference)
-        metrics.stage_seconds.labels(kind, "postprocess").observe(postprocess)
+        self._stage_postprocess.observe(postprocess)
         self.context.record_service(elapsed, images)

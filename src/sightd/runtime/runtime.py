@@ -123,6 +123,13 @@ class Runtime:
         self._loaders: ThreadPoolExecutor | None = None
         self._batchers: dict[str, Batcher[Any]] = {}
         self._pool: _core.ThreadPool | None = None
+        self._outcomes: dict[tuple[str, str], Any] = {}  # the labelled request counters, looked up once
+
+    def _count(self, kind: str, outcome: str) -> None:
+        counter = self._outcomes.get((kind, outcome))
+        if counter is None:
+            counter = self._outcomes[(kind, outcome)] = self.metrics.requests.labels(kind, outcome)
+        counter.inc()
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -227,23 +234,22 @@ class Runtime:
     async def _submit(self, job: _Job, images: Sequence[ImageRequest], deadline: float | None) -> list[Any]:
         kind = job.kind
         request_images = _checked(images)
-        outcomes = self.metrics.requests
         try:
             context = self._started()
         except RuntimeStoppedError:
-            outcomes.labels(kind, "stopped").inc()
+            self._count(kind, "stopped")
             raise
         if not images:
             return []
         settings = self.settings
         if deadline is not None and deadline <= time.monotonic():
-            outcomes.labels(kind, "deadline_exceeded").inc()
+            self._count(kind, "deadline_exceeded")
             raise DeadlineExceededError("the deadline passed before the request was queued")
         nbytes = sum(len(data) for data, _ in request_images)
         if context.queued_requests >= settings.max_queued_requests or (
             context.queued_requests and context.queued_bytes + nbytes > settings.max_queued_bytes
         ):
-            outcomes.labels(kind, "queue_full").inc()
+            self._count(kind, "queue_full")
             raise QueueFullError(
                 f"the inference queues are full ({context.queued_requests} requests, "
                 f"{context.queued_bytes} image bytes waiting)",
@@ -261,7 +267,7 @@ class Runtime:
             )
             self._batchers[job.key] = batcher
         if batcher.queued_requests >= settings.queue_depth:
-            outcomes.labels(kind, "queue_full").inc()
+            self._count(kind, "queue_full")
             raise QueueFullError(
                 f"the queue of this {'version' if kind == 'recognition' else 'network'} is full "
                 f"({batcher.queued_requests} requests waiting)",
@@ -271,23 +277,26 @@ class Runtime:
         request = Request(request_images, job.options, deadline, future, job.payload)
         batcher.submit(request)
         try:
-            async with asyncio.timeout(None if deadline is None else deadline - time.monotonic()):
+            if deadline is None:
                 result = await future
+            else:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    result = await future
         except TimeoutError:
             batcher.withdraw(request)
-            outcomes.labels(kind, "deadline_exceeded").inc()
+            self._count(kind, "deadline_exceeded")
             raise DeadlineExceededError("the deadline passed before the result was ready") from None
         except asyncio.CancelledError:
             batcher.withdraw(request)
-            outcomes.labels(kind, "cancelled").inc()
+            self._count(kind, "cancelled")
             raise
         except DeadlineExceededError:
-            outcomes.labels(kind, "deadline_exceeded").inc()
+            self._count(kind, "deadline_exceeded")
             raise
         except BaseException:
-            outcomes.labels(kind, "failed").inc()
+            self._count(kind, "failed")
             raise
-        outcomes.labels(kind, "ok").inc()
+        self._count(kind, "ok")
         return result
 
     def _idle(self, batcher: Batcher[Any]) -> None:
