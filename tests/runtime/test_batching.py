@@ -44,13 +44,28 @@ async def test_requests_arriving_together_share_a_batch(colours: VersionDefiniti
     gate = Gate(closed=False)
     # A long delay: only a full batch (4 images) is dispatched before it, so one batch proves they shared it.
     async with Runtime(
-        settings(max_batch=4, max_batch_delay_us=30_000_000, workers=2), on_batch=gate
+        settings(max_batch=4, max_batch_delay_us=30_000_000, workers=1), on_batch=gate
     ) as runtime:
         palette = [RED, GREEN, BLUE, RED]
         answers = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in palette))
         assert gate.sizes == [4]
         assert [top_label(a[0].result or {}) for a in answers] == [NAMES[c] for c in palette]
         assert runtime.metrics.value("sightd_runtime_batch_requests_sum", {"kind": "recognition"}) == 4
+
+
+async def test_waiting_requests_are_shared_out_among_the_idle_workers(colours: VersionDefinition) -> None:
+    gate = Gate()
+    async with Runtime(settings(max_batch=8, workers=3), on_batch=gate) as runtime:
+        first = asyncio.create_task(runtime.recognize(colours, [image(RED)]))
+        await gate.entered()  # one worker busy, two idle
+        palette = [RED, GREEN, BLUE, RED, GREEN, BLUE, RED, GREEN, BLUE, RED]
+        # Queued while the dispatcher cannot run (no await in between): 10 images wait for 2 idle workers.
+        later = [asyncio.create_task(runtime.recognize(colours, [image(c)])) for c in palette]
+        await gate.entered(2)
+        assert gate.sizes == [1, 5, 5]  # not 8 and 2: each idle worker takes its share
+        gate.open()
+        answers = await asyncio.gather(first, *later)
+        assert [top_label(a[0].result or {}) for a in answers] == ["red", *(NAMES[c] for c in palette)]
 
 
 async def test_requests_queued_behind_a_busy_worker_form_the_next_batch(colours: VersionDefinition) -> None:
