@@ -163,7 +163,9 @@ class Inference:
         target = _target(request)
         max_predictions = _max_predictions(request)
         definition = await self.definitions.version(tenant_id, **target)
-        data = await self._within(deadline, inputs.fetch(image, self.fetcher, tenant_id))
+        data = image.data
+        if data is None:
+            data = await self._within(deadline, inputs.fetch(image, self.fetcher, tenant_id))
         try:
             outcomes: list[ImageOutcome] = await self.runtime.recognize(
                 definition,

@@ -65,15 +65,16 @@ def prepare(inputs: Sequence[common_pb2.Input], *, max_image_bytes: int) -> Prep
     which = image.WhichOneof("image_source")
     roi = _roi(image)
     if which == "data":
-        if not image.data:
+        data = image.data  # each read of a bytes field copies it
+        if not data:
             raise BadRequestError.of(f"{FIELD}.data", "is empty", reason="INVALID_SOURCE")
-        if len(image.data) > max_image_bytes:
+        if len(data) > max_image_bytes:
             raise BadRequestError.of(
                 f"{FIELD}.data",
                 f"the image is larger than the limit of {max_image_bytes} bytes",
                 reason="IMAGE_TOO_LARGE",
             )
-        return PreparedImage(image.data, None, roi)
+        return PreparedImage(data, None, roi)
     if which == "source":
         source = image.source.strip()
         if source_kind(source) is SourceKind.URL:
