@@ -136,8 +136,17 @@ asan: system-deps .deps/onnxruntime/include/onnxruntime_cxx_api.h $(VENV)/.requi
 	$(PY) tests/core/corrupt_corpus.py build-asan/corrupt-corpus
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 build-asan/decode_check build-asan/corrupt-corpus
 
+# Every benchmark script (loadgen.py and postprocess_peers.py are their libraries); the serving run's JSON
+# line and its plot go to build/bench/ (docs/benchmarks.md records a run).
+BENCH_SCRIPTS := decode image_decode preprocess reduced_decoding_accuracy pipeline engine_run nms runtime \
+                 grpc_service latency_floor serving soak
 bench: setup $(PEERS)
-	for script in bench/*.py; do $(PY) $$script; done
+	mkdir -p build/bench
+	for script in $(BENCH_SCRIPTS); do \
+	  if [ $$script = serving ]; then $(PY) bench/serving.py --json-out build/bench/serving.json || exit 1; \
+	  else $(PY) bench/$$script.py || exit 1; fi; \
+	done
+	$(PEERS_VENV)/bin/python bench/plot_serving.py build/bench/serving.json --out build/bench/serving.png
 
 bench-torch: $(VENV)/.requirements
 	$(PIP) install -q -r bench/requirements-torch.txt
