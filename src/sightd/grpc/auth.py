@@ -1,26 +1,26 @@
-"""The authentication interceptor: every call but health checks and reflection carries an API key, in
+"""Authentication of calls: every call but health checks and reflection carries an API key, in
 ``x-api-key`` metadata or ``authorization: Bearer <key>``; the key's tenant is then available to the
-servicer through :func:`current_tenant`.
+servicer through :func:`current_tenant`. The server's interceptor (``sightd.grpc.server``) asks
+:class:`Authenticator` for each call's admission.
 
 A missing, unknown or revoked key is answered UNAUTHENTICATED with an ErrorInfo whose reason is
 ``API_KEY_MISSING`` or ``API_KEY_INVALID``. Valid keys are remembered for ``cache_seconds`` (a revoked key
-keeps working that long at most) so that a call costs no database read.
+keeps working that long at most) so that a call costs no database read, and the calls that present the
+same key while it is being looked up share one read. A lookup that fails or refuses the key is not
+remembered; :meth:`Authenticator.forget` (after a revocation in this process) drops what was remembered and
+what was being looked up.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
 
-import grpc
-
-from sightd.app.errors import UnauthenticatedError
+from sightd.app.errors import UnauthenticatedError, UnavailableError
 from sightd.grpc.status import to_status
-from sightd.grpc.wrapping import wrap_handler
-from sightd.store.keys import key_hash
+from sightd.grpc.wrapping import Refusal, admission
 
 # Services that answer without a key: orchestrators probe health, tools list services by reflection.
 PUBLIC_SERVICES = (
@@ -29,15 +29,35 @@ PUBLIC_SERVICES = (
     "/grpc.reflection.v1.ServerReflection/",
 )
 _MAX_CACHED = 10_000
-_Req = TypeVar("_Req")
-_Resp = TypeVar("_Resp")
 
-_tenant: contextvars.ContextVar[int] = contextvars.ContextVar("sightd_tenant")
+KEY_MISSING = Refusal(
+    to_status(
+        UnauthenticatedError(
+            "an API key is required (x-api-key or authorization: Bearer)", reason="API_KEY_MISSING"
+        )
+    )
+)
+KEY_INVALID = Refusal(
+    to_status(UnauthenticatedError("the API key is unknown or revoked", reason="API_KEY_INVALID"))
+)
+KEYS_UNAVAILABLE = Refusal(
+    to_status(
+        UnavailableError(
+            "the API key could not be checked (the store did not answer); retry in a moment",
+            reason="KEY_STORE_UNAVAILABLE",
+            retry_after=1.0,
+        )
+    )
+)
+log = logging.getLogger(__name__)
 
 
 def current_tenant() -> int:
-    """The tenant of the call being served (set by the interceptor)."""
-    return _tenant.get()
+    """The tenant of the call being served (set by the server's interceptor)."""
+    admitted = admission.get()
+    if isinstance(admitted, Refusal):
+        raise LookupError("the call was refused: it has no tenant")
+    return admitted
 
 
 def api_key_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
@@ -54,64 +74,76 @@ def api_key_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     return bearer
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
-    """Maps the call's API key to its tenant; ``authenticate`` returns the tenant or None."""
+def _retrieve(task: asyncio.Task[int | None]) -> None:
+    # A lookup's error is each waiter's; this keeps asyncio from reporting it once more, unretrieved.
+    if not task.cancelled():
+        task.exception()
+
+
+class Authenticator:
+    """Maps API keys to tenants; ``authenticate`` returns the tenant or None (unknown or revoked)."""
 
     def __init__(
         self, authenticate: Callable[[str], Awaitable[int | None]], *, cache_seconds: float = 30.0
     ) -> None:
         self._authenticate = authenticate
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[int, float]] = {}
+        # Valid keys by the key itself (no hash per call): the dict compares a presented key with a
+        # remembered one only when their string hashes (salted per process) are equal, so the time a
+        # lookup takes tells nothing of the remembered keys' characters.
+        self._remembered: dict[str, tuple[int, float]] = {}
+        self._lookups: dict[str, asyncio.Task[int | None]] = {}  # in progress, shared
+        self._generation = 0  # counts forget() calls
 
-    async def _tenant_of(self, key: str) -> int | None:
-        digest = key_hash(key)
-        cached = self._cache.get(digest)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        tenant = await self._authenticate(key)
-        if tenant is not None:
-            if len(self._cache) >= _MAX_CACHED:
-                self._cache.clear()
-            self._cache[digest] = (tenant, now + self._cache_seconds)
+    def admission(self, metadata: Sequence[tuple[str, str | bytes]]) -> int | Refusal | str:
+        """A call's admission without waiting: its key's remembered tenant, or the refusal of a missing
+        key; otherwise the key, which :meth:`admit` looks up."""
+        key = api_key_of(metadata)
+        if not key:
+            return KEY_MISSING
+        remembered = self._remembered.get(key)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
+        return key
+
+    async def admit(self, key: str) -> int | Refusal:
+        """The tenant of a key that is not remembered, or the refusal of an unknown or revoked one, or
+        UNAVAILABLE when the lookup failed (the store's error is logged, not shown to the caller)."""
+        try:
+            tenant = await self.tenant_of(key)
+        except Exception:
+            log.exception("an API key lookup failed")
+            return KEYS_UNAVAILABLE
+        return KEY_INVALID if tenant is None else tenant
+
+    async def tenant_of(self, key: str) -> int | None:
+        """The key's tenant (None: unknown or revoked): remembered, or looked up once for every caller
+        asking meanwhile. A caller cancelled while waiting does not cancel the lookup that others share;
+        a lookup that fails fails each of its callers."""
+        remembered = self._remembered.get(key)
+        if remembered is not None and remembered[1] > time.monotonic():
+            return remembered[0]
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = asyncio.get_running_loop().create_task(self._look_up(key, self._generation))
+            lookup.add_done_callback(_retrieve)
+            self._lookups[key] = lookup
+        return await asyncio.shield(lookup)
+
+    async def _look_up(self, key: str, generation: int) -> int | None:
+        try:
+            tenant = await self._authenticate(key)
+        finally:
+            if self._lookups.get(key) is asyncio.current_task():
+                del self._lookups[key]
+        if tenant is not None and generation == self._generation:
+            if len(self._remembered) >= _MAX_CACHED:
+                self._remembered.clear()
+            self._remembered[key] = (tenant, time.monotonic() + self._cache_seconds)
         return tenant
 
     def forget(self) -> None:
-        """Drops remembered keys (after a revocation in this process)."""
-        self._cache.clear()
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(PUBLIC_SERVICES):
-            return handler
-        key = api_key_of(handler_call_details.invocation_metadata)
-        tenant = await self._tenant_of(key) if key else None
-        if tenant is None:
-            error = (
-                UnauthenticatedError(
-                    "an API key is required (x-api-key or authorization: Bearer)", reason="API_KEY_MISSING"
-                )
-                if not key
-                else UnauthenticatedError("the API key is unknown or revoked", reason="API_KEY_INVALID")
-            )
-
-            @contextlib.asynccontextmanager
-            async def refuse(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-                await context.abort_with_status(to_status(error))
-                yield  # never reached: abort raises
-
-            return wrap_handler(handler, refuse)
-
-        @contextlib.asynccontextmanager
-        async def enter(_context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-            _tenant.set(tenant)
-            yield
-
-        return wrap_handler(handler, enter)
+        """Drops remembered keys, and the lookups in progress (after a revocation in this process)."""
+        self._remembered.clear()
+        self._lookups.clear()
+        self._generation += 1

@@ -3,15 +3,16 @@ duration, with go-grpc-prometheus's names (``grpc_server_handled_total{grpc_serv
 grpc_type, grpc_code}``) so that existing dashboards apply. The runtime registers its own metrics (time in
 queue, preprocessing, inference, post-processing, batch sizes) on the same registry; ``serve_metrics``
 exposes it over HTTP.
+
+A method's labelled metrics (:class:`MethodMetrics`) are looked up once, at its first call, and its handled
+counter once per status code: a call only increments them. ``sightd.grpc.server.GrpcServer`` folds a
+:class:`MetricsInterceptor` into its own interceptor, which also builds each method's handler once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
@@ -35,9 +36,32 @@ def _rpc_type(handler: grpc.RpcMethodHandler[Any, Any]) -> str:
     return "server_stream" if handler.response_streaming else "unary"
 
 
+class MethodMetrics:
+    """The metrics of one method: its started counter and duration histogram, and its handled counter
+    per status code (labelled at the first call that ends with the code)."""
+
+    __slots__ = ("_handled", "_handled_by_code", "_labels", "duration", "started")
+
+    def __init__(self, interceptor: MetricsInterceptor, labels: tuple[str, str, str]) -> None:
+        self.started: Counter = interceptor.started.labels(*labels)
+        self.duration: Histogram = interceptor.duration.labels(*labels)
+        self._handled = interceptor.handled
+        self._labels = labels
+        self._handled_by_code: dict[Any, Counter] = {}
+
+    def handled(self, code: Any) -> Counter:
+        """The handled counter of a status code (a ``grpc.StatusCode``, or its number)."""
+        counter = self._handled_by_code.get(code)
+        if counter is None:
+            counter = self._handled_by_code[code] = self._handled.labels(*self._labels, _code_name(code))
+        return counter
+
+
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Counts every call the server routes to a method (placed first, it also sees the calls that
-    authentication refuses)."""
+    authentication refuses). ``GrpcServer`` folds it into its own interceptor (first in effect, before the
+    start gate and authentication); on a server of its own it wraps the handler of every call, since
+    interceptors after it may answer each call differently."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         labels = ["grpc_service", "grpc_method", "grpc_type"]
@@ -57,6 +81,15 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             buckets=_BUCKETS,
             registry=registry,
         )
+        self._methods: dict[str, MethodMetrics] = {}
+
+    def of_method(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> MethodMetrics:
+        """The metrics of a method (``/package.Service/Method``) that ``handler`` serves."""
+        found = self._methods.get(method)
+        if found is None:
+            service, _, name = method.lstrip("/").rpartition("/")
+            found = self._methods[method] = MethodMetrics(self, (service, name, _rpc_type(handler)))
+        return found
 
     async def intercept_service(
         self,
@@ -68,29 +101,8 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        service, _, method = handler_call_details.method.lstrip("/").rpartition("/")
-        labels = (service, method, _rpc_type(handler))
-
-        @contextlib.asynccontextmanager
-        async def observe(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-            self.started.labels(*labels).inc()
-            start = time.perf_counter()
-            code = grpc.StatusCode.UNKNOWN
-            try:
-                yield
-                code = context.code() or grpc.StatusCode.OK
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except BaseException as error:
-                cancelled = isinstance(error, asyncio.CancelledError)
-                code = grpc.StatusCode.CANCELLED if cancelled else grpc.StatusCode.UNKNOWN
-                raise
-            finally:
-                self.duration.labels(*labels).observe(time.perf_counter() - start)
-                self.handled.labels(*labels, _code_name(code)).inc()
-
-        rebuilt: grpc.RpcMethodHandler[_Req, _Resp] = wrap_handler(handler, observe)
+        metrics = self.of_method(handler_call_details.method, handler)
+        rebuilt: grpc.RpcMethodHandler[_Req, _Resp] = wrap_handler(handler, metrics, guarded=False)
         return rebuilt
 
 

@@ -1,16 +1,15 @@
-"""The gRPC server: message size limits, keepalive, the auth interceptor, grpc.health.v1 (liveness as
-the empty service name, readiness per service), server reflection, optional TLS (mutual with a client CA),
-and a graceful drain.
+"""The gRPC server: message size limits, keepalive, one interceptor for metrics, the start gate and
+authentication, grpc.health.v1 (liveness as the empty service name, readiness per service), server
+reflection, optional TLS (mutual with a client CA), and a graceful drain.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +19,10 @@ from grpc_reflection.v1alpha import reflection
 
 from sightd.app.errors import UnavailableError
 from sightd.config import Settings
-from sightd.grpc.auth import PUBLIC_SERVICES, AuthInterceptor
+from sightd.grpc.auth import PUBLIC_SERVICES, Authenticator
+from sightd.grpc.metrics import MetricsInterceptor
 from sightd.grpc.status import to_status
-from sightd.grpc.wrapping import wrap_handler
+from sightd.grpc.wrapping import Refusal, admission, wrap_handler
 
 log = logging.getLogger(__name__)
 
@@ -80,31 +80,60 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class StartGate(grpc.aio.ServerInterceptor):
-    """Answers UNAVAILABLE (reason STARTING, retry in a second) while ``closed``: until start-up is done
-    (migrations, public models, recovery), a call would see an incomplete service."""
+STARTING = Refusal(
+    to_status(
+        UnavailableError("the server is starting; retry in a moment", reason="STARTING", retry_after=1.0)
+    )
+)
 
-    def __init__(self, *, closed: bool) -> None:
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """The server's interceptor, the last of its chain: metrics, then the start gate, then authentication,
+    in that order of effect. Until start-up is done (migrations, public models, recovery) a call would see
+    an incomplete service: while ``closed``, calls other than health and reflection are answered
+    UNAVAILABLE (reason STARTING, retry in a second), with no key lookup; then each is authenticated.
+
+    Each method's handler is built once (``wrap_handler``) and answered from then on without asking the
+    rest of the chain, which only resolves handlers; what each call decides (its tenant, or its refusal)
+    reaches that handler through ``sightd.grpc.wrapping.admission``. The refusal is answered by the
+    handler, inside the metrics, so that refused calls are counted with their code."""
+
+    def __init__(self, auth: Authenticator, metrics: MetricsInterceptor | None, *, closed: bool) -> None:
         self.closed = closed
+        self._auth = auth
+        self._metrics = metrics
+        # By method: its handler, and whether it needs a key.
+        self._methods: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], bool]] = {}
+
+    def _prepare(
+        self, method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> tuple[grpc.RpcMethodHandler[Any, Any], bool]:
+        guarded = not method.startswith(PUBLIC_SERVICES)
+        metrics = self._metrics.of_method(method, handler) if self._metrics is not None else None
+        prepared = self._methods[method] = (wrap_handler(handler, metrics, guarded=guarded), guarded)
+        return prepared
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or not self.closed or handler_call_details.method.startswith(PUBLIC_SERVICES):
-            return handler
-        error = UnavailableError(
-            "the server is starting; retry in a moment", reason="STARTING", retry_after=1.0
-        )
-
-        @contextlib.asynccontextmanager
-        async def refuse(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-            await context.abort_with_status(to_status(error))
-            yield  # never reached: abort raises
-
-        return wrap_handler(handler, refuse)
+        prepared = self._methods.get(handler_call_details.method)
+        if prepared is None:
+            handler = await continuation(handler_call_details)
+            if handler is None:  # no such method: UNIMPLEMENTED, not counted
+                return None
+            prepared = self._prepare(handler_call_details.method, handler)
+        handler, guarded = prepared
+        if guarded:
+            if self.closed:
+                admission.set(STARTING)
+            else:
+                decided = self._auth.admission(handler_call_details.invocation_metadata)
+                if isinstance(decided, str):
+                    decided = await self._auth.admit(decided)
+                admission.set(decided)
+        return handler
 
 
 class GrpcServer:
@@ -119,14 +148,19 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         gate: bool = False,
     ) -> None:
-        """``interceptors`` run before authentication (metrics); with ``gate``, calls other than health
-        and reflection are answered UNAVAILABLE (reason STARTING) until :meth:`open`."""
+        """``interceptors`` run before the start gate and authentication (metrics: a MetricsInterceptor
+        last among them is folded into the server's own interceptor); with ``gate``, calls other than
+        health and reflection are answered UNAVAILABLE (reason STARTING) until :meth:`open`."""
         self.settings = settings
         self.services = list(services)
-        self.auth = AuthInterceptor(authenticate)
-        self.gate = StartGate(closed=gate)
+        self.auth = Authenticator(authenticate)
+        chain = list(interceptors)
+        metrics = chain[-1] if chain and isinstance(chain[-1], MetricsInterceptor) else None
+        if metrics is not None:
+            chain.pop()
+        self.interceptor = CallInterceptor(self.auth, metrics, closed=gate)
         self.server = grpc.aio.server(
-            interceptors=[*interceptors, self.gate, self.auth], options=server_options(settings)
+            interceptors=[*chain, self.interceptor], options=server_options(settings)
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -177,7 +211,7 @@ class GrpcServer:
 
     async def open(self) -> None:
         """Start-up is over: calls are served, and every service is SERVING on the health service."""
-        self.gate.closed = False
+        self.interceptor.closed = False
         for service in self.services:
             await self.set_ready(service.name)
 
