@@ -3,11 +3,12 @@ forms, with dynamic batching on (max_batch 8, the default) and off (max_batch 1)
 Recognizer called directly (one request at a time, and whole batches of the largest max_batch) and
 onnxruntime's Python API on a pre-made tensor (the inference limit: no decoding, no preprocessing), on
 dog.jpg with the zoo's imagenet-mobilenet-v2. The runtime's other settings are its defaults unless swept
-(--workers, --delays-us, --decode-threads).
+(--workers, --delays-us, --decode-threads, --intra-op-threads).
 
 Every client is an asyncio task sending one-image requests back to back (closed loop), --concurrency of them
-at once. Every variant, the direct ones included, produces the v0.7 result document (top 5), and every
-session has the same intra-op threads (2, not spinning: sightd's default). Variants alternate round by round,
+at once. Every variant, the direct ones included, produces the v0.7 result document (top 5); sessions do not
+spin; the runtime's have the intra-op threads swept (default: the runtime's own, cores // workers), the
+direct ones 2. Variants alternate round by round,
 and the direct figures are taken next to each block of runtime figures, so that the noise of a shared
 machine hits them alike; figures are medians over rounds. Prints the machine, versions, one line per variant
 and concurrency with ratios, then one JSON line.
@@ -33,7 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sightd import engine
-from sightd.recognition import DEFAULT_INTRA_OP_THREADS, Recognizer, result_json
+from sightd.recognition import DEFAULT_INTRA_OP_THREADS, Recognizer, SessionSettings, result_json
 from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
 from sightd.runtime.definitions import DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_DELAY_US, DEFAULT_WORKERS
 from sightd.zoo import artifacts, build, installed
@@ -130,13 +131,17 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
     (check,) = recognizer.recognize([(dog, None)], max_predictions=5)
     assert result_json(check)["outputs"][0]["labels"]["predicted"][0]["label_id"] == MALAMUTE
 
-    # (workers, max_batch, delay, decode threads): batching off is max_batch 1 (the delay then means nothing).
-    configurations = [(w, 1, 0, t) for w in args.workers for t in args.decode_threads] + [
-        (w, b, d, t)
+    # (workers, max_batch, delay, decode threads, intra-op threads): batching off is max_batch 1 (the delay
+    # then means nothing); intra-op threads 0 is the runtime's default.
+    configurations = [
+        (w, 1, 0, t, i) for w in args.workers for t in args.decode_threads for i in args.intra_op_threads
+    ] + [
+        (w, b, d, t, i)
         for w in args.workers
         for b in args.max_batch
         for d in args.delays_us
         for t in args.decode_threads
+        for i in args.intra_op_threads
     ]
     runtimes = {
         c: Runtime(
@@ -145,6 +150,7 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
                 max_batch=c[1],
                 max_batch_delay_us=c[2],
                 decode_threads=None if c[3] < 0 else c[3],
+                session=SessionSettings(intra_op_threads=c[4]) if c[4] else None,
             )
         )
         for c in configurations
@@ -155,7 +161,7 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
     batch = [(dog, None)] * largest
     iterations = max(1, args.requests // largest)
     direct: dict[str, list[float]] = {"recognizer_one": [], "recognizer_batch": [], "onnxruntime_tensor": []}
-    found: dict[tuple[tuple[int, int, int, int], int], list[dict[str, Any]]] = {}
+    found: dict[tuple[tuple[int, int, int, int, int], int], list[dict[str, Any]]] = {}
     for _ in range(args.rounds):
         for clients in args.concurrency:
             # The direct figures are taken next to each block of runtime figures: the load of a shared
@@ -185,13 +191,16 @@ async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> d
         await runtime.stop()
     baselines = {name: statistics.median(rates) for name, rates in direct.items()}
     rows = []
-    for ((workers, max_batch, delay, decode), clients), runs in found.items():
+    for ((workers, max_batch, delay, decode, intra), clients), runs in found.items():
         row: dict[str, Any] = {
             "variant": "batching" if max_batch > 1 else "no_batching",
             "workers": workers,
             "max_batch": max_batch,
             "delay_us": delay,
             "decode_threads": "shared" if decode < 0 else decode,
+            "intra_op_threads": runtimes[
+                (workers, max_batch, delay, decode, intra)
+            ].settings.session_settings.intra_op_threads,
             "concurrency": clients,
         }
         for field in ("images_per_second", "p50_ms", "p99_ms", "average_batch"):
@@ -225,6 +234,13 @@ def main(argv: list[str] | None = None) -> int:
         default=[-1],
         help="decoding threads per batch besides its worker (-1: the core's shared pool)",
     )
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="ONNX Runtime threads per run of the runtime's sessions (0: the runtime's default)",
+    )
     args = parser.parse_args(argv)
 
     build.build()
@@ -241,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{MODEL} on dog.jpg, one-image requests, {args.requests} per measurement, {args.rounds} rounds; "
-        f"intra-op threads {DEFAULT_INTRA_OP_THREADS}, not spinning"
+        f"sessions not spinning, the direct ones with {DEFAULT_INTRA_OP_THREADS} intra-op threads"
     )
     measured = asyncio.run(measure(args, zoo, dog))
     base = measured["baselines"]
@@ -253,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in measured["results"]:
         print(
             f"{row['variant']:>11} workers {row['workers']} max_batch {row['max_batch']:<2} delay "
-            f"{row['delay_us']:>5} us decode {row['decode_threads']!s:>6}  x{row['concurrency']:<3} "
+            f"{row['delay_us']:>5} us decode {row['decode_threads']!s:>6} intra {row['intra_op_threads']}  "
+            f"x{row['concurrency']:<3} "
             f"{row['images_per_second']:6.1f} img/s  "
             f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  batch {row['average_batch']:4.1f}  "
             f"/ Recognizer one-at-a-time {row['over_recognizer_one']:.2f}  "
