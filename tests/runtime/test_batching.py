@@ -256,3 +256,48 @@ async def test_a_dispatcher_ends_after_lingering(
         (outcome,) = await runtime.recognize(colours, [image(GREEN)])  # a new dispatcher serves it
         assert top_label(outcome.result or {}) == "green"
         assert batches_run(runtime) == 2
+
+
+def inline_batches(runtime: Runtime) -> float:
+    return runtime.metrics.value("sightd_runtime_inline_batches_total", {"kind": "recognition"})
+
+
+async def test_lone_small_images_of_a_fast_model_run_on_the_event_loop(colours: VersionDefinition) -> None:
+    # The model's speed is what decides in production (inline_max_us 250); here any speed qualifies, so that
+    # what is checked is the rule, not this machine's load.
+    async with Runtime(settings(workers=2, inline_max_us=10_000_000)) as runtime:
+        palette = [RED, GREEN, BLUE, RED]
+        for colour in palette:
+            (outcome,) = await runtime.recognize(colours, [image(colour)])
+            assert top_label(outcome.result or {}) == NAMES[colour]
+        # The first batch runs on a worker (the model's speed is not known yet), the others inline.
+        assert inline_batches(runtime) == len(palette) - 1
+        assert batches_run(runtime) == len(palette)
+        (outcome,) = await runtime.recognize(colours, [ImageRequest(ppm(RED, width=600, height=600))])
+        assert top_label(outcome.result or {}) == "red"
+        assert inline_batches(runtime) == len(palette) - 1  # 360,000 pixels: too large to run inline
+        (bad,) = await runtime.recognize(colours, [ImageRequest(b"not an image")])
+        assert isinstance(bad.error, ImageError)  # reported by a worker, as always
+        assert inline_batches(runtime) == len(palette) - 1
+        both = await asyncio.gather(*(runtime.recognize(colours, [image(c)]) for c in (GREEN, BLUE)))
+        assert [top_label(a[0].result or {}) for a in both] == ["green", "blue"]
+
+
+@pytest.mark.parametrize("values", [{"inline_max_us": 0}, {"inline_max_us": 1}])
+async def test_no_batch_runs_inline_when_disabled_or_when_the_model_is_slower(
+    colours: VersionDefinition, values: dict[str, int]
+) -> None:
+    async with Runtime(settings(workers=2, **values)) as runtime:
+        for colour in (RED, GREEN, BLUE):
+            (outcome,) = await runtime.recognize(colours, [image(colour)])
+            assert top_label(outcome.result or {}) == NAMES[colour]
+        assert inline_batches(runtime) == 0
+
+
+async def test_a_runtime_with_a_batch_hook_runs_every_batch_on_a_worker(colours: VersionDefinition) -> None:
+    gate = Gate(closed=False)
+    async with Runtime(settings(workers=2, inline_max_us=10_000_000), on_batch=gate) as runtime:
+        for colour in (RED, GREEN, BLUE):
+            await runtime.recognize(colours, [image(colour)])
+        assert inline_batches(runtime) == 0
+        assert all(name.startswith("sightd-inference") for name in gate.threads)

@@ -38,6 +38,7 @@ from sightd.runtime.metrics import RuntimeMetrics
 
 M = TypeVar("M")
 LINGER_SECONDS = 2.0
+INLINE_MAX_PIXELS = 512 * 512
 Image = tuple[bytes, _core.Roi | None]
 # What one request gets: one outcome per image, or the error of the whole request.
 RequestResult = list[Any] | BaseException
@@ -146,7 +147,9 @@ class Batcher(Generic[M]):
         self._in_flight = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._batches: set[asyncio.Task[None]] = set()
+        # Seconds a batch of one image takes (moving average), for _inline; None until one ran.
+        self._single_seconds: float | None = None
+        self._active_at = time.monotonic()  # when a request was last served (lingering)
         # The labelled metrics of this kind, looked up once (a lookup costs about as much as an observation).
         metrics = context.metrics
         self._queue_seconds = metrics.queue_seconds.labels(kind)
@@ -156,6 +159,7 @@ class Batcher(Generic[M]):
         self._stage_decode = metrics.stage_seconds.labels(kind, "decode_preprocess")
         self._stage_inference = metrics.stage_seconds.labels(kind, "inference")
         self._stage_postprocess = metrics.stage_seconds.labels(kind, "postprocess")
+        self._inline_batches = metrics.inline_batches.labels(kind)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -213,17 +217,48 @@ class Batcher(Generic[M]):
             self._on_idle(self)
 
     async def _linger(self) -> bool:
-        """Whether work arrived within LINGER_SECONDS of the last (False at once when the runtime stops)."""
-        deadline = time.monotonic() + LINGER_SECONDS
+        """Whether work arrived within LINGER_SECONDS of the last request served (False at once when the
+        runtime stops); requests run at once (run_now) count as served."""
+        self._active_at = time.monotonic()
         while not self.context.stopping:
             if self.queued_requests:
                 return True
             self._queue.clear()  # only withdrawn requests can be left
-            remaining = deadline - time.monotonic()
+            remaining = self._active_at + LINGER_SECONDS - time.monotonic()
             if remaining <= 0:
                 return False
             await self._wait(remaining)
         return False
+
+    def run_now(self, request: Request) -> RequestResult | None:
+        """The request's result, run at once on the loop's thread, when nothing is queued or running for
+        this model nor any batch in the runtime, the model is loaded, and the request qualifies to run
+        inline (``_inline``); None otherwise (then it is to be submitted). Skips the dispatcher's turn of
+        the loop: for a tiny model, a lone request's time is mostly such turns."""
+        context = self.context
+        if (
+            self.queued_requests
+            or self._in_flight
+            or context.stopping
+            or context.idle_workers != context.settings.workers
+            or not self._inline([request])
+        ):
+            return None
+        lease = context.cache.try_acquire(self.key)
+        if lease is None:
+            return None
+        try:
+            self._queue_seconds.observe(0.0)
+            self._inline_batches.inc()
+            try:
+                (result,) = self._run_in_worker(lease.value, [request])
+            except Exception as error:  # an internal failure
+                result = error
+        finally:
+            lease.release()
+        self._active_at = time.monotonic()
+        request.state = State.DONE
+        return result
 
     def _fail_queued(self, error: BaseException) -> None:
         while self._queue:
@@ -258,19 +293,20 @@ class Batcher(Generic[M]):
                 self.context.idle_workers += 1
                 self.context.slots.release()
                 continue
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._execute(model, batch))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
+            self._start(model, batch)
 
     async def _wait(self, timeout: float | None) -> None:
         """Until a request arrives or leaves, a batch ends, the runtime stops, or ``timeout`` passes."""
         self._wake.clear()
+        if timeout is None:
+            await self._wake.wait()
+            return
+        # A timer handle is cheaper than asyncio.timeout's context, and this runs for every lone request.
+        timer = asyncio.get_running_loop().call_later(timeout, self._wake.set)
         try:
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+            await self._wake.wait()
+        finally:
+            timer.cancel()
 
     def _take(self, max_batch: int) -> list[Request]:
         """Waiting requests, in arrival order, up to ``max_batch`` images (a larger request alone)."""
@@ -299,30 +335,68 @@ class Batcher(Generic[M]):
         self._queue = left
         return batch
 
-    async def _execute(self, model: M, batch: list[Request]) -> None:
-        metrics = self.context.metrics
+    def _start(self, model: M, batch: list[Request]) -> None:
+        """Runs the batch (its worker slot taken): on a worker thread, answered on the loop when it is done;
+        or, for a lone small image of a model that runs in microseconds, here on the loop (``_inline``)."""
         started = time.monotonic()
         for request in batch:
             self._queue_seconds.observe(started - request.enqueued)
         images = sum(len(r.images) for r in batch)
+        self._in_flight += 1
         self.running_images += images
-        metrics.running_batches.inc()
-        results: list[RequestResult]
-        try:
-            results = await asyncio.get_running_loop().run_in_executor(
-                self.context.executor, self._run_in_worker, model, batch
-            )
-        except Exception as error:  # an internal failure: the batch's requests share it
-            results = [error] * len(batch)
-        finally:
-            metrics.running_batches.dec()
-            self.running_images -= images
-            self._in_flight -= 1
-            self.context.idle_workers += 1
-            self.context.slots.release()
-            self._wake.set()
+        self.context.metrics.running_batches.inc()
+        if self._inline(batch):
+            self._inline_batches.inc()
+            try:
+                results = self._run_in_worker(model, batch)
+            except Exception as error:  # an internal failure: the batch's requests share it
+                results = [error] * len(batch)
+            self._finish(batch, images, results)
+            return
+        loop = asyncio.get_running_loop()
+
+        def work() -> None:
+            results: list[RequestResult]
+            try:
+                results = self._run_in_worker(model, batch)
+            except Exception as error:
+                results = [error] * len(batch)
+            loop.call_soon_threadsafe(self._finish, batch, images, results)
+
+        self.context.executor.submit(work)
+
+    def _finish(self, batch: list[Request], images: int, results: list[RequestResult]) -> None:
+        self.context.metrics.running_batches.dec()
+        self.running_images -= images
+        self._in_flight -= 1
+        self.context.idle_workers += 1
+        self.context.slots.release()
+        self._wake.set()
         for request, result in zip(batch, results, strict=True):
             self._answer(request, result)
+
+    def _inline(self, batch: list[Request]) -> bool:
+        """Whether the batch runs on the event loop's thread: one small image (INLINE_MAX_PIXELS, from its
+        header), nothing else running in the runtime, no batch hook, and this model's recent single-image
+        batches took less than ``inline_max_us`` on average. Handing such a batch to a worker thread and
+        back costs more than running it (about 200 µs against 40 µs for a tiny model)."""
+        context = self.context
+        limit = context.settings.inline_max_us
+        if (
+            not limit
+            or self._single_seconds is None
+            or self._single_seconds * 1e6 >= limit
+            or len(batch) != 1
+            or len(batch[0].images) != 1
+            or context.idle_workers < context.settings.workers - 1
+            or context.on_batch is not None
+        ):
+            return False
+        try:
+            header = _core.read_image_header(batch[0].images[0][0])
+        except Exception:  # not an image: the worker reports it
+            return False
+        return 0 < header.width * header.height <= INLINE_MAX_PIXELS
 
     def _run_in_worker(self, model: M, batch: list[Request]) -> list[RequestResult]:
         context = self.context
@@ -339,6 +413,9 @@ class Batcher(Generic[M]):
             started = time.perf_counter()
             outcomes, times, images = self._run_batch(model, live)
             elapsed = time.perf_counter() - started
+            if images == 1:  # a float store is atomic under the GIL; the average need not be exact
+                previous = self._single_seconds
+                self._single_seconds = elapsed if previous is None else previous + 0.2 * (elapsed - previous)
             for request, outcome in zip(live, outcomes, strict=True):
                 results[id(request)] = outcome
             if times is not None:

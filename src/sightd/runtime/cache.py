@@ -77,13 +77,20 @@ class ModelCache(Generic[T]):
         entry = self._entries.get(key)
         return entry.users if entry else 0
 
+    def try_acquire(self, key: str) -> Lease[T] | None:
+        """The key's model when it is loaded, else None (nothing is loaded)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        entry.users += 1
+        self._entries.move_to_end(key)
+        return Lease(self, entry)
+
     async def acquire(self, key: str, load: Callable[[], tuple[T, int]]) -> Lease[T]:
         """The key's model, loaded first when absent; raises what ``load`` raised."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            entry.users += 1
-            self._entries.move_to_end(key)
-            return Lease(self, entry)
+        lease = self.try_acquire(key)
+        if lease is not None:
+            return lease
         loading = self._loading.get(key)
         if loading is None:
             loading = _Loading(asyncio.get_running_loop().create_future())

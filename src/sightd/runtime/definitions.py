@@ -113,6 +113,9 @@ class RuntimeSettings:
     # Threads decoding a batch's images besides its worker thread: None, the core's shared pool (cores - 1);
     # a number, a pool of that many for the runtime's models (0: each batch decodes on its worker alone).
     decode_threads: int | None = None
+    # A lone small image of a model whose single-image batches take less than this on average runs on the
+    # event loop's thread instead of a worker (0: never); see docs/runtime.md "Threads".
+    inline_max_us: int = 250
     # ONNX Runtime options of every session; None: the defaults, with intra_op_threads the cores shared out
     # among the workers (session_settings).
     session: SessionSettings | None = None
@@ -131,6 +134,8 @@ class RuntimeSettings:
                 raise ValueError(f"RuntimeSettings.{name} must be at least 1")
         if self.max_batch_delay_us < 0:
             raise ValueError("RuntimeSettings.max_batch_delay_us must not be negative")
+        if self.inline_max_us < 0:
+            raise ValueError("RuntimeSettings.inline_max_us must not be negative")
         if self.decode_threads is not None and self.decode_threads < 0:
             raise ValueError("RuntimeSettings.decode_threads must not be negative")
         if self.memory_factor <= 0:

@@ -60,6 +60,13 @@ class RuntimeMetrics:
             buckets=BATCH_BUCKETS,
             registry=r,
         )
+        self.inline_batches = Counter(
+            f"{prefix}_inline_batches",
+            "Batches run on the event loop's thread instead of a worker: a lone small image of a model whose "
+            "single-image batches take less than inline_max_us",
+            ["kind"],
+            registry=r,
+        )
         self.requests = Counter(
             f"{prefix}_requests",
             "Requests answered, by outcome: ok (run; some images may have failed alone), deadline_exceeded, "
@@ -103,7 +110,13 @@ class RuntimeMetrics:
         )
         # Every labelled series exists from the start, at zero, so that rates and tests see them.
         for kind in KINDS:
-            for metric in (self.queue_seconds, self.batch_seconds, self.batch_images, self.batch_requests):
+            for metric in (
+                self.queue_seconds,
+                self.batch_seconds,
+                self.batch_images,
+                self.batch_requests,
+                self.inline_batches,
+            ):
                 metric.labels(kind)
             for stage in STAGES:
                 self.stage_seconds.labels(kind, stage)

@@ -275,9 +275,15 @@ class Runtime:
             )
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         request = Request(request_images, job.options, deadline, future, job.payload)
-        batcher.submit(request)
+        immediate = batcher.run_now(request)
+        if immediate is None:
+            batcher.submit(request)
+        elif isinstance(immediate, BaseException):
+            future.set_exception(immediate)
+        else:
+            future.set_result(immediate)
         try:
-            if deadline is None:
+            if deadline is None or future.done():  # done: run at once (run_now)
                 result = await future
             else:
                 async with asyncio.timeout(deadline - time.monotonic()):
