@@ -39,7 +39,10 @@ EXTRA = {
     "grpc_stream": ("sightd gRPC (RecognizeStream)", {"color": "C4", "marker": "v", "linestyle": "--"}),
     "grpc_infer_wait": ("sightd gRPC (Infer + WaitTask)", {"color": "C5", "marker": "<", "linestyle": "--"}),
     "rest": ("sightd REST (official client's polling)", {"color": "C6", "marker": ">", "linestyle": "--"}),
-    "grpc_unary_nobatch": ("sightd gRPC, batching off", {"color": "C7", "marker": "x", "linestyle": "--"}),
+    "grpc_unary_batching": (
+        "sightd gRPC, batching on (8)",
+        {"color": "C7", "marker": "x", "linestyle": "--"},
+    ),
     "inprocess_recognizer": ("in-process Recognizer", {"color": "C8", "marker": "*", "linestyle": ":"}),
     "inprocess_runtime": ("in-process Runtime", {"color": "C9", "marker": "P", "linestyle": ":"}),
 }

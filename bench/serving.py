@@ -14,9 +14,10 @@ and the limit of this machine, side by side in one run.
   (rest): the v0.7 ``POST /v0.7/recognition/public/{model}/inference`` with the image as a multipart file
   part, then ``GET /v0.7/tasks/{id}/`` at once and again on the client's schedule (50 ms, then 100 ms plus
   a random exponential back-off) until the task is done; the same unary ``Recognize`` on a second server
-  with ``--max-batch 1`` (grpc_unary_nobatch: dynamic batching off); in-process, in a process of its own:
-  the core ``Recognizer`` called directly by one thread per client (inprocess_recognizer), and the
-  ``Runtime`` (default settings) called by one asyncio task per client (inprocess_runtime).
+  with ``--cpu-max-batch 8`` (grpc_unary_batching: dynamic batching up to 8 images on the CPU, which the
+  service's defaults turn off there); in-process, in a process of its own: the core ``Recognizer`` called
+  directly by one thread per client (inprocess_recognizer), and the ``Runtime`` (the service's settings)
+  called by one asyncio task per client (inprocess_runtime).
 - **The peers** of bench/peers/ (diy, diy_threadpool, bentoml), started with ``peers.launch``; a peer that is
   not available is skipped, with the reason printed and recorded.
 
@@ -94,7 +95,7 @@ from loadgen import (  # noqa: E402  (bench/ is put on sys.path just above)
 MODELS = ("imagenet-mobilenet-v2", "coco-yolov3-tiny")
 IMAGES = ("dog", "dog4000")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
-SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_nobatch")
+SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
 PEERS = ("diy", "diy_threadpool", "bentoml")
 VARIANTS = (*INPROCESS, *SIGHTD, *PEERS)
 # What every answer must hold: the top-1 label (classification) or one of the boxes' labels (detection).
@@ -583,7 +584,7 @@ class SightdTarget(Target):
         payload = self.requests[image]
         channel = self.server.channel
         check = self.check
-        if self.name in ("grpc_unary", "grpc_unary_nobatch"):
+        if self.name in ("grpc_unary", "grpc_unary_batching"):
             recognize = channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)
 
             async def unary(_client: int, index: int) -> None:
@@ -813,6 +814,7 @@ async def inprocess_host(argv: list[str]) -> int:
             current[:] = [data]
             recognize(0, 0)
     elif name == "inprocess_runtime":
+        from sightd.config import load_settings
         from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
 
         public = zoo.models[model]
@@ -825,7 +827,7 @@ async def inprocess_host(argv: list[str]) -> int:
             public.spec["outputs"],
             [public.post_processing],
         )
-        runtime = Runtime(RuntimeSettings())
+        runtime = Runtime(RuntimeSettings.from_settings(load_settings(environ={})))
         await runtime.start()
         labels = {"kind": "recognition"}
 
@@ -916,8 +918,8 @@ async def measure_cell(target: Target, image: str, clients: int, args: argparse.
 
 
 def sightd_server(variant: str) -> str:
-    """Which sightd server a variant uses: batching off has one of its own."""
-    return "sightd_nobatch" if variant == "grpc_unary_nobatch" else "sightd"
+    """Which sightd server a variant uses: batching on (the CPU) has one of its own."""
+    return "sightd_batching" if variant == "grpc_unary_batching" else "sightd"
 
 
 def load_peers() -> tuple[Any, str | None]:
@@ -951,10 +953,12 @@ async def run_model(
     cores = len(os.sched_getaffinity(0))
     try:
         print(f"\n== {model}: starting the servers", flush=True)
-        if any(v in SIGHTD for v in args.variants if v != "grpc_unary_nobatch"):
+        if any(v in SIGHTD for v in args.variants if v != "grpc_unary_batching"):
             servers["sightd"] = SightdServer(f"sightd-{model}", folder, [])
-        if "grpc_unary_nobatch" in args.variants:
-            servers["sightd_nobatch"] = SightdServer(f"sightd-nobatch-{model}", folder, ["--max-batch", "1"])
+        if "grpc_unary_batching" in args.variants:
+            servers["sightd_batching"] = SightdServer(
+                f"sightd-batching-{model}", folder, ["--cpu-max-batch", "8"]
+            )
         for variant in args.variants:
             if variant in SIGHTD:
                 server = servers[sightd_server(variant)]
@@ -1181,9 +1185,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 32])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument(
-        "--batching-off",
+        "--batching-on",
         action="store_true",
-        help="add grpc_unary_nobatch (a second sightd with --max-batch 1) to the variants (it is in the "
+        help="add grpc_unary_batching (a second sightd with --cpu-max-batch 8) to the variants (it is in the "
         "default set)",
     )
     parser.add_argument("--rounds", type=int, default=3)
@@ -1201,8 +1205,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seconds is None and args.requests is None:
         args.seconds = 4.0
-    if args.batching_off and "grpc_unary_nobatch" not in args.variants:
-        args.variants.append("grpc_unary_nobatch")
+    if args.batching_on and "grpc_unary_batching" not in args.variants:
+        args.variants.append("grpc_unary_batching")
     args.variants = [v for v in VARIANTS if v in args.variants]
     if min(args.concurrency) < 1 or args.rounds < 1:
         parser.error("concurrency and rounds must be at least 1")

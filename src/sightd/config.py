@@ -207,6 +207,14 @@ OPTIONS: tuple[Option, ...] = (
         minimum=1,
     ),
     Option("max_batch", int, 8, "most images in one inference batch", minimum=1),
+    Option(
+        "cpu_max_batch",
+        int,
+        1,
+        "most images in one inference batch of a model running on the CPU (measured: batching costs time "
+        "per image there; docs/runtime.md)",
+        minimum=1,
+    ),
     Option("max_batch_delay_us", int, 0, "microseconds a batch waits for more images", minimum=0),
     Option("inference_workers", int, 2, "inference batches that run at once (docs/runtime.md)", minimum=1),
     Option(
@@ -276,6 +284,7 @@ class Settings:
     zoo_dir: Path | None
     queue_depth: int
     max_batch: int
+    cpu_max_batch: int
     max_batch_delay_us: int
     inference_workers: int
     intra_op_threads: int

@@ -46,9 +46,12 @@ class SessionSettings:
 class Recognizer:
     """A recognition version: its network's pipeline and its post-processing, in one core object."""
 
-    def __init__(self, pipeline: _core.Pipeline, post_processing: VersionPostProcessor) -> None:
+    def __init__(
+        self, pipeline: _core.Pipeline, post_processing: VersionPostProcessor, *, provider: str = ""
+    ) -> None:
         self.pipeline = pipeline
         self.post_processing = post_processing
+        self.provider = provider  # the session's execution provider, "CPUExecutionProvider"...
         self.core = _core.Recognizer(pipeline, post_processing.processors)
 
     @classmethod
@@ -88,7 +91,7 @@ class Recognizer:
         pipeline = _core.Pipeline(
             onnx_session, spec, outputs, reduced_decoding=reduced_decoding, max_pixels=max_pixels, pool=pool
         )
-        return cls(pipeline, post_processing)
+        return cls(pipeline, post_processing, provider=onnx_session.provider)
 
     @classmethod
     def from_zoo(

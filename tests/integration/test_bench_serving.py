@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 MODEL = "imagenet-mobilenet-v2"
 CONCURRENCY = (1, 2)
-SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_nobatch")
+SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
 PEERS = ("diy", "diy_threadpool", "bentoml")
 
@@ -115,10 +115,10 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
             assert 1 <= row["average_batch"] <= concurrency
         if variant in SIGHTD:
             assert row["rss_end_mib"] > 0
-        if variant == "grpc_unary_nobatch":
-            assert row["average_batch"] == 1
+        if (variant in SIGHTD and variant != "grpc_unary_batching") or variant == "inprocess_runtime":
+            assert row["average_batch"] == 1  # the service's default on the CPU: no batching
     servers = record["servers"][MODEL]
-    assert set(servers) == {"sightd", "sightd_nobatch"}
+    assert set(servers) == {"sightd", "sightd_batching"}
     for server in servers.values():
         assert 0 < server["rss_end_mib"] <= server["peak_rss_mib"]
 

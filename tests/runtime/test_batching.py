@@ -301,3 +301,17 @@ async def test_a_runtime_with_a_batch_hook_runs_every_batch_on_a_worker(colours:
             await runtime.recognize(colours, [image(colour)])
         assert inline_batches(runtime) == 0
         assert all(name.startswith("sightd-inference") for name in gate.threads)
+
+
+async def test_a_model_on_the_cpu_gets_batches_of_at_most_cpu_max_batch(colours: VersionDefinition) -> None:
+    gate = Gate()
+    async with Runtime(settings(max_batch=8, cpu_max_batch=2), on_batch=gate) as runtime:
+        first = asyncio.create_task(runtime.recognize(colours, [image(GREEN)]))
+        await gate.entered()
+        palette = [RED, BLUE, GREEN, RED, BLUE]
+        later = [asyncio.create_task(runtime.recognize(colours, [image(c)])) for c in palette]
+        await asyncio.sleep(0.05)  # let them queue (no effect on what is asserted)
+        gate.open()
+        answers = await asyncio.gather(first, *later)
+        assert gate.sizes == [1, 2, 2, 1]  # not [1, 5]: the colour network runs on the CPU
+        assert [top_label(a[0].result or {}) for a in answers] == ["green", *(NAMES[c] for c in palette)]

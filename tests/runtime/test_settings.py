@@ -8,7 +8,7 @@ import pytest
 
 from sightd.config import load_settings
 from sightd.recognition import SessionSettings
-from sightd.runtime import NetworkDefinition, RuntimeSettings, models
+from sightd.runtime import NetworkDefinition, RuntimeSettings, VersionDefinition, models
 from sightd.zoo import installed
 
 
@@ -77,3 +77,34 @@ def test_each_session_gets_the_configured_or_shared_out_intra_op_threads(
     # ONNX Runtime's intra-op pool: the threads besides the one calling Run, started with the session.
     assert _threads() - before == expected - 1
     del loaded
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        (RuntimeSettings.from_settings(load_settings(environ={}), warmup=False), 1),  # the service's default
+        (
+            RuntimeSettings.from_settings(load_settings(environ={"SIGHTD_CPU_MAX_BATCH": "4"}), warmup=False),
+            4,
+        ),
+        (RuntimeSettings(warmup=False), 8),  # the runtime alone: max_batch everywhere
+        (RuntimeSettings(max_batch=2, cpu_max_batch=4, warmup=False), 2),
+    ],
+)
+def test_a_model_on_the_cpu_takes_at_most_cpu_max_batch_images(
+    settings: RuntimeSettings, expected: int, zoo: installed.Zoo
+) -> None:
+    network = zoo.networks["imagenet-mobilenet-v2"]
+    public = zoo.models["imagenet-mobilenet-v2"]
+    version = VersionDefinition(
+        "version:t", network.path, network.preprocessing, {}, public.spec["outputs"], [public.post_processing]
+    )
+    loaded = models.build_version(version, settings)
+    assert loaded.recognizer.provider == "CPUExecutionProvider"
+    assert loaded.max_batch == expected
+    assert (
+        models.build_network(
+            NetworkDefinition("network:t", network.path, network.preprocessing, {}), settings
+        ).max_batch
+        == expected
+    )

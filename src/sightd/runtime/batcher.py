@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from sightd import _core
 from sightd.runtime.cache import ModelCache
@@ -36,7 +36,12 @@ from sightd.runtime.definitions import RuntimeSettings
 from sightd.runtime.errors import DeadlineExceededError
 from sightd.runtime.metrics import RuntimeMetrics
 
-M = TypeVar("M")
+
+class Batched(Protocol):
+    max_batch: int  # the most images one of its batches takes
+
+
+M = TypeVar("M", bound=Batched)
 LINGER_SECONDS = 2.0
 INLINE_MAX_PIXELS = 512 * 512
 Image = tuple[bytes, _core.Roi | None]
@@ -277,7 +282,8 @@ class Batcher(Generic[M]):
                 await self._wait(None)
                 continue
             head = next(r for r in self._queue if r.state is State.QUEUED)
-            if self.queued_images < settings.max_batch and not self.context.stopping:
+            max_batch = model.max_batch
+            if self.queued_images < max_batch and not self.context.stopping:
                 remaining = head.enqueued + settings.max_batch_delay - time.monotonic()
                 if remaining > 0:
                     await self._wait(remaining)
@@ -288,7 +294,7 @@ class Batcher(Generic[M]):
             # them all would leave the others idle, with a worker's share of the cores each (measured on
             # 2 cores: a batch of 8 at 8 clients gave half the images per second of two batches of 4).
             share = -(-self.queued_images // (self.context.idle_workers + 1))
-            batch = self._take(max(1, min(settings.max_batch, share)))
+            batch = self._take(max(1, min(max_batch, share)))
             if not batch:
                 self.context.idle_workers += 1
                 self.context.slots.release()

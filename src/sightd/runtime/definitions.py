@@ -97,6 +97,9 @@ class RuntimeSettings:
     """How the runtime batches, queues, runs and caches (docs/runtime.md)."""
 
     max_batch: int = DEFAULT_MAX_BATCH  # most images in one batch (a larger request runs alone, whole)
+    # At most this many for a model whose session runs on the CPU (None: max_batch there too). The service
+    # sets 1 (config cpu_max_batch): measured, batching costs time per image on the CPU (docs/runtime.md).
+    cpu_max_batch: int | None = None
     max_batch_delay_us: int = DEFAULT_MAX_BATCH_DELAY_US  # how long the oldest request waits for company
     queue_depth: int = 256  # requests waiting per version (and per network)
     max_queued_requests: int = 1024  # requests waiting, all versions together
@@ -134,6 +137,8 @@ class RuntimeSettings:
                 raise ValueError(f"RuntimeSettings.{name} must be at least 1")
         if self.max_batch_delay_us < 0:
             raise ValueError("RuntimeSettings.max_batch_delay_us must not be negative")
+        if self.cpu_max_batch is not None and self.cpu_max_batch < 1:
+            raise ValueError("RuntimeSettings.cpu_max_batch must be at least 1")
         if self.inline_max_us < 0:
             raise ValueError("RuntimeSettings.inline_max_us must not be negative")
         if self.decode_threads is not None and self.decode_threads < 0:
@@ -156,11 +161,12 @@ class RuntimeSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RuntimeSettings:
-        """The runtime part of the service's configuration (queue_depth, max_batch, max_batch_delay_us,
-        inference_workers, intra_op_threads, session_cache_bytes); the global queue bound is four versions'
-        worth."""
+        """The runtime part of the service's configuration (queue_depth, max_batch, cpu_max_batch,
+        max_batch_delay_us, inference_workers, intra_op_threads, session_cache_bytes); the global queue bound
+        is four versions' worth."""
         values: dict[str, Any] = {
             "max_batch": settings.max_batch,
+            "cpu_max_batch": settings.cpu_max_batch,
             "max_batch_delay_us": settings.max_batch_delay_us,
             "workers": settings.inference_workers,
             "queue_depth": settings.queue_depth,

@@ -56,8 +56,9 @@ class LoadedVersion:
 
     kind = "recognition"
 
-    def __init__(self, recognizer: Recognizer) -> None:
+    def __init__(self, recognizer: Recognizer, max_batch: int) -> None:
         self.recognizer = recognizer
+        self.max_batch = max_batch  # the most images the batcher gives it at once (batch_limit)
 
     def run(
         self, images: Sequence[Image], show_discarded: bool, max_predictions: int | None
@@ -78,8 +79,9 @@ class LoadedNetwork:
 
     kind = "network"
 
-    def __init__(self, pipeline: _core.Pipeline) -> None:
+    def __init__(self, pipeline: _core.Pipeline, max_batch: int) -> None:
         self.pipeline = pipeline
+        self.max_batch = max_batch
         self.output_names: list[str] = list(pipeline.output_names)
 
     def run(self, images: Sequence[Image]) -> tuple[list[TensorsOutcome], _core.StageTimes]:
@@ -110,6 +112,14 @@ def _session(definition: VersionDefinition | NetworkDefinition, settings: Runtim
     )
 
 
+def batch_limit(settings: RuntimeSettings, provider: str) -> int:
+    """The most images in one batch of a model running on ``provider``: ``max_batch``, at most
+    ``cpu_max_batch`` on the CPU (docs/runtime.md, "Batching")."""
+    if settings.cpu_max_batch is not None and provider == "CPUExecutionProvider":
+        return min(settings.max_batch, settings.cpu_max_batch)
+    return settings.max_batch
+
+
 def build_version(
     definition: VersionDefinition, settings: RuntimeSettings, pool: _core.ThreadPool | None = None
 ) -> LoadedVersion:
@@ -125,7 +135,7 @@ def build_version(
         max_pixels=settings.max_pixels,
         pool=pool,
     )
-    return LoadedVersion(recognizer)
+    return LoadedVersion(recognizer, batch_limit(settings, recognizer.provider))
 
 
 def build_network(
@@ -134,7 +144,7 @@ def build_network(
     spec = parse_preprocessing(definition.preprocessing, definition.mean_files)
     session = _session(definition, settings)
     pipeline = _core.Pipeline(session, spec, [], max_pixels=settings.max_pixels, pool=pool)
-    return LoadedNetwork(pipeline)
+    return LoadedNetwork(pipeline, batch_limit(settings, session.provider))
 
 
 def load(
@@ -151,7 +161,7 @@ def load(
     else:
         model = build_network(definition, settings, pool)
     if settings.warmup:
-        _warm_up(model, settings.max_batch)
+        _warm_up(model, model.max_batch)
     after = resident_bytes()
     measured = after - before if before is not None and after is not None else 0
     estimated = int(definition.network_path.stat().st_size * settings.memory_factor)
