@@ -3,11 +3,11 @@ imagenet-mobilenet-v2 on dog.jpg through ``sightd serve`` on loopback (unary ``R
 ``RecognizeStream`` with the same number of requests in flight), against the same runtime called in
 this process (no gRPC, no store, no authentication), at several concurrencies.
 
-The server is a real ``sightd serve`` process (default settings: dynamic batching up to 8, 2 workers);
-the in-process runtime has the same settings. Every client is an asyncio task sending one-image requests
-back to back (closed loop). Variants alternate round by round so that the noise of a shared machine hits
-them alike; figures are medians over rounds. Prints the machine, versions, one line per variant and
-concurrency with its ratio to the in-process runtime, then one JSON line.
+The server is a real ``sightd serve`` process (default settings); the in-process runtime has the same
+settings (the service's configuration with no overrides). Every client is an asyncio task sending
+one-image requests back to back (closed loop). Variants alternate round by round so that the noise of a
+shared machine hits them alike; figures are medians over rounds. Prints the machine, versions, one line
+per variant and concurrency with its ratio to the in-process runtime, then one JSON line.
 
 Usage: python bench/grpc_service.py [--rounds N] [--requests N] [--concurrency 1 8]
 """
@@ -32,6 +32,7 @@ import grpc
 import onnxruntime as ort
 
 from sightd import __version__
+from sightd.config import load_settings
 from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
 from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from sightd.zoo import artifacts, build, installed
@@ -154,7 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     with tempfile.TemporaryDirectory() as folder:
         process, port, _ = start_server(Path(folder))
-        runtime = Runtime(RuntimeSettings())
+        runtime = Runtime(RuntimeSettings.from_settings(load_settings(environ={})))  # the server's settings
         await runtime.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
