@@ -14,18 +14,15 @@ not remembered; one made through another replica is seen within ``ttl``.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 from sightd.app.errors import FailedPreconditionError, FieldViolation, quoted
 from sightd.app.networks import NetworkCheck, network_files
 from sightd.app.recognition import VersionCheck
+from sightd.remembered import RememberedLookups
 from sightd.runtime import NetworkDefinition, Runtime, VersionDefinition
 from sightd.store import networks as network_store
 from sightd.store import recognition as recognition_store
@@ -36,8 +33,6 @@ from sightd.store.database import Database
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
-
-_D = TypeVar("_D", VersionDefinition, NetworkDefinition)
 
 DEFAULT_TTL = 1.0
 _MAX_REMEMBERED = 1024
@@ -52,71 +47,23 @@ class Definitions:
         self.database = database
         self.blobs = blobs
         self.runtime = runtime
-        self.ttl = ttl
-        self._remembered: OrderedDict[tuple[object, ...], tuple[float, object]] = OrderedDict()
-        self._lookups: dict[tuple[object, ...], asyncio.Task[object]] = {}  # in progress, shared
-        self._generation = 0  # counts forget() calls
+        self._remembered: RememberedLookups[tuple[object, ...], VersionDefinition | NetworkDefinition] = (
+            RememberedLookups(ttl, _MAX_REMEMBERED)
+        )
 
     def forget(self) -> None:
         """Something was written: no remembered definition may be used again, nor any lookup in progress."""
-        self._remembered.clear()
-        self._lookups.clear()
-        self._generation += 1
-
-    async def _definition(
-        self, key: tuple[object, ...], kind: type[_D], look_up: Callable[[], Awaitable[_D]]
-    ) -> _D:
-        """The remembered definition of ``key``, or the result of the lookup in progress for it, or of a new
-        one. A caller cancelled while waiting does not cancel the lookup that others share."""
-        found = self._recall(key)
-        if isinstance(found, kind):
-            return found
-        lookup = self._lookups.get(key)
-        if lookup is None:
-            generation = self._generation
-
-            async def run() -> object:
-                try:
-                    definition = await look_up()
-                finally:
-                    if self._lookups.get(key) is lookup:
-                        del self._lookups[key]
-                if generation == self._generation:
-                    self._remember(key, definition)
-                return definition
-
-            lookup = asyncio.get_running_loop().create_task(run())
-            # Its error is each waiter's; this keeps asyncio from reporting it once more, unretrieved.
-            lookup.add_done_callback(lambda task: task.cancelled() or task.exception())
-            self._lookups[key] = lookup
-        definition = await asyncio.shield(lookup)
-        assert isinstance(definition, kind)
-        return definition
-
-    def _recall(self, key: tuple[object, ...]) -> object | None:
-        found = self._remembered.get(key)
-        if found is None:
-            return None
-        if found[0] < time.monotonic():
-            del self._remembered[key]
-            return None
-        self._remembered.move_to_end(key)
-        return found[1]
-
-    def _remember(self, key: tuple[object, ...], definition: object) -> None:
-        self._remembered[key] = (time.monotonic() + self.ttl, definition)
-        while len(self._remembered) > _MAX_REMEMBERED:
-            self._remembered.popitem(last=False)
+        self._remembered.forget()
 
     async def version(
         self, tenant_id: int, *, spec_id: str | None = None, version_id: int | None = None
     ) -> VersionDefinition:
         """The version a request targets: ``version_id``, or the current version of ``spec_id``."""
-        return await self._definition(
-            ("version", tenant_id, spec_id, version_id),
-            VersionDefinition,
-            lambda: self._version(tenant_id, spec_id, version_id),
+        definition = await self._remembered.get(
+            ("version", tenant_id, spec_id, version_id), lambda: self._version(tenant_id, spec_id, version_id)
         )
+        assert isinstance(definition, VersionDefinition)
+        return definition
 
     async def _version(
         self, tenant_id: int, spec_id: str | None, version_id: int | None
@@ -150,11 +97,11 @@ class Definitions:
         )
 
     async def network(self, tenant_id: int, network_id: str) -> NetworkDefinition:
-        return await self._definition(
-            ("network", tenant_id, network_id),
-            NetworkDefinition,
-            lambda: self._network(tenant_id, network_id),
+        definition = await self._remembered.get(
+            ("network", tenant_id, network_id), lambda: self._network(tenant_id, network_id)
         )
+        assert isinstance(definition, NetworkDefinition)
+        return definition
 
     async def _network(self, tenant_id: int, network_id: str) -> NetworkDefinition:
         async with self.database.read() as connection:

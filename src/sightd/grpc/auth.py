@@ -13,14 +13,13 @@ what was being looked up.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from sightd.app.errors import UnauthenticatedError, UnavailableError
 from sightd.grpc.status import to_status
 from sightd.grpc.wrapping import Refusal, admission
+from sightd.remembered import RememberedLookups
 
 # Services that answer without a key: orchestrators probe health, tools list services by reflection.
 PUBLIC_SERVICES = (
@@ -74,12 +73,6 @@ def api_key_of(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     return bearer
 
 
-def _retrieve(task: asyncio.Task[int | None]) -> None:
-    # A lookup's error is each waiter's; this keeps asyncio from reporting it once more, unretrieved.
-    if not task.cancelled():
-        task.exception()
-
-
 class Authenticator:
     """Maps API keys to tenants; ``authenticate`` returns the tenant or None (unknown or revoked)."""
 
@@ -87,13 +80,12 @@ class Authenticator:
         self, authenticate: Callable[[str], Awaitable[int | None]], *, cache_seconds: float = 30.0
     ) -> None:
         self._authenticate = authenticate
-        self._cache_seconds = cache_seconds
         # Valid keys by the key itself (no hash per call): the dict compares a presented key with a
         # remembered one only when their string hashes (salted per process) are equal, so the time a
         # lookup takes tells nothing of the remembered keys' characters.
-        self._remembered: dict[str, tuple[int, float]] = {}
-        self._lookups: dict[str, asyncio.Task[int | None]] = {}  # in progress, shared
-        self._generation = 0  # counts forget() calls
+        self._remembered: RememberedLookups[str, int | None] = RememberedLookups(
+            cache_seconds, _MAX_CACHED, keep=lambda tenant: tenant is not None
+        )
 
     def admission(self, metadata: Sequence[tuple[str, str | bytes]]) -> int | Refusal | str:
         """A call's admission without waiting: its key's remembered tenant, or the refusal of a missing
@@ -101,10 +93,8 @@ class Authenticator:
         key = api_key_of(metadata)
         if not key:
             return KEY_MISSING
-        remembered = self._remembered.get(key)
-        if remembered is not None and remembered[1] > time.monotonic():
-            return remembered[0]
-        return key
+        tenant = self._remembered.recall(key)
+        return key if tenant is None else tenant
 
     async def admit(self, key: str) -> int | Refusal:
         """The tenant of a key that is not remembered, or the refusal of an unknown or revoked one, or
@@ -118,32 +108,9 @@ class Authenticator:
 
     async def tenant_of(self, key: str) -> int | None:
         """The key's tenant (None: unknown or revoked): remembered, or looked up once for every caller
-        asking meanwhile. A caller cancelled while waiting does not cancel the lookup that others share;
-        a lookup that fails fails each of its callers."""
-        remembered = self._remembered.get(key)
-        if remembered is not None and remembered[1] > time.monotonic():
-            return remembered[0]
-        lookup = self._lookups.get(key)
-        if lookup is None:
-            lookup = asyncio.get_running_loop().create_task(self._look_up(key, self._generation))
-            lookup.add_done_callback(_retrieve)
-            self._lookups[key] = lookup
-        return await asyncio.shield(lookup)
-
-    async def _look_up(self, key: str, generation: int) -> int | None:
-        try:
-            tenant = await self._authenticate(key)
-        finally:
-            if self._lookups.get(key) is asyncio.current_task():
-                del self._lookups[key]
-        if tenant is not None and generation == self._generation:
-            if len(self._remembered) >= _MAX_CACHED:
-                self._remembered.clear()
-            self._remembered[key] = (tenant, time.monotonic() + self._cache_seconds)
-        return tenant
+        asking meanwhile (sightd.remembered)."""
+        return await self._remembered.get(key, lambda: self._authenticate(key))
 
     def forget(self) -> None:
         """Drops remembered keys, and the lookups in progress (after a revocation in this process)."""
-        self._remembered.clear()
-        self._lookups.clear()
-        self._generation += 1
+        self._remembered.forget()
