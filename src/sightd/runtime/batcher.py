@@ -255,10 +255,7 @@ class Batcher(Generic[M]):
         try:
             self._queue_seconds.observe(0.0)
             self._inline_batches.inc()
-            try:
-                (result,) = self._run_in_worker(lease.value, [request])
-            except Exception as error:  # an internal failure
-                result = error
+            (result,) = self._run(lease.value, [request])
         finally:
             lease.release()
         self._active_at = time.monotonic()
@@ -353,23 +350,21 @@ class Batcher(Generic[M]):
         self.context.metrics.running_batches.inc()
         if self._inline(batch):
             self._inline_batches.inc()
-            try:
-                results = self._run_in_worker(model, batch)
-            except Exception as error:  # an internal failure: the batch's requests share it
-                results = [error] * len(batch)
-            self._finish(batch, images, results)
+            self._finish(batch, images, self._run(model, batch))
             return
         loop = asyncio.get_running_loop()
 
         def work() -> None:
-            results: list[RequestResult]
-            try:
-                results = self._run_in_worker(model, batch)
-            except Exception as error:
-                results = [error] * len(batch)
-            loop.call_soon_threadsafe(self._finish, batch, images, results)
+            loop.call_soon_threadsafe(self._finish, batch, images, self._run(model, batch))
 
         self.context.executor.submit(work)
+
+    def _run(self, model: M, batch: list[Request]) -> list[RequestResult]:
+        """``_run_in_worker``, an internal failure shared by the batch's requests instead of raised."""
+        try:
+            return self._run_in_worker(model, batch)
+        except Exception as error:
+            return [error] * len(batch)
 
     def _finish(self, batch: list[Request], images: int, results: list[RequestResult]) -> None:
         self.context.metrics.running_batches.dec()
