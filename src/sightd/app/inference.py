@@ -53,6 +53,7 @@ from sightd.v1 import inference_pb2, networks_pb2
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_TaskRequest = TypeVar("_TaskRequest", inference_pb2.InferRequest, networks_pb2.InferNetworkRequest)
 DEFAULT_MAX_PREDICTIONS = 100
 # Waits between tries of a task the runtime's queues refused.
 _MIN_RETRY, _MAX_RETRY = 0.05, 5.0
@@ -206,25 +207,29 @@ class Inference:
         image = inputs.prepare(request.inputs, max_image_bytes=self.max_image_bytes)
         _max_predictions(request)
         await self.definitions.version(tenant_id, **_target(request))  # NOT_FOUND, no version: now
-        self._check_room()
-        kept = inference_pb2.InferRequest()
-        kept.CopyFrom(request)
-        del kept.inputs[:]
-        kept.inputs.extend(inputs.with_inline_data(request.inputs, image))
-        task = await self.board.create(tenant_id, "recognition", kept.SerializeToString())
-        self._spawn(task.id, tenant_id, "recognition", kept)
-        return task.id
+        return await self._start_task(tenant_id, "recognition", request, image)
 
     async def infer_network(self, tenant_id: int, request: networks_pb2.InferNetworkRequest) -> int:
         image = inputs.prepare(request.inputs, max_image_bytes=self.max_image_bytes)
         await self.definitions.network(tenant_id, request.id)
+        return await self._start_task(tenant_id, "network_inference", request, image)
+
+    async def _start_task(
+        self,
+        tenant_id: int,
+        kind: str,
+        request: _TaskRequest,
+        image: inputs.PreparedImage,
+    ) -> int:
+        """Stores the checked request as a task (inline sources decoded, so that it runs again after a
+        restart), starts it, and answers its id."""
         self._check_room()
-        kept = networks_pb2.InferNetworkRequest()
+        kept = type(request)()
         kept.CopyFrom(request)
         del kept.inputs[:]
         kept.inputs.extend(inputs.with_inline_data(request.inputs, image))
-        task = await self.board.create(tenant_id, "network_inference", kept.SerializeToString())
-        self._spawn(task.id, tenant_id, "network_inference", kept)
+        task = await self.board.create(tenant_id, kind, kept.SerializeToString())
+        self._spawn(task.id, tenant_id, kind, kept)
         return task.id
 
     async def resume(self, pending: PendingTask) -> None:
