@@ -31,6 +31,8 @@ from typing import Any
 import grpc
 import onnxruntime as ort
 
+from host import cpu_model
+from loadgen import percentile
 from sightd import __version__
 from sightd.config import load_settings
 from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
@@ -42,14 +44,7 @@ KEY = "bench-key-0123456789abcdef"
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -59,11 +54,6 @@ def machine() -> dict[str, Any]:
         "onnxruntime": ort.__version__,
         "sightd": __version__,
     }
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def closed_loop(one: Callable[[], Awaitable[str]], clients: int, requests: int) -> dict[str, float]:

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from host import cpu_model
 from sightd import _core
 from sightd.zoo import artifacts
 
@@ -46,13 +47,7 @@ DEBIAN_PACKAGES = ["libopencv-imgcodecs406", "libjpeg62-turbo", "libpng16-16", "
 
 
 def machine() -> dict[str, object]:
-    model = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     versions = {}
     for package in DEBIAN_PACKAGES:
         done = subprocess.run(

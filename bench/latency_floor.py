@@ -49,7 +49,8 @@ import onnx
 from google.protobuf import field_mask_pb2
 from onnx import TensorProto, helper, numpy_helper
 
-from grpc_service import KEY, machine, percentile, start_server
+from grpc_service import KEY, machine, start_server
+from loadgen import percentile
 from sightd.app import documents
 from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition, models
 from sightd.v1 import (

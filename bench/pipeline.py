@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from host import cpu_model
 from sightd import engine
 from sightd.recognition import DEFAULT_ALLOW_SPINNING, DEFAULT_INTRA_OP_THREADS, Recognizer, SessionSettings
 from sightd.zoo import artifacts, build, installed
@@ -41,14 +42,7 @@ MALAMUTE = 249
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -32,6 +32,7 @@ import numpy as np
 import PIL
 from PIL import Image
 
+from host import cpu_model
 from sightd import _core
 from sightd.zoo import artifacts
 
@@ -53,14 +54,7 @@ def debian_version(package: str) -> str:
 
 
 def machine() -> dict[str, object]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -27,12 +27,13 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from host import cpu_model
+from loadgen import percentile
 from sightd import engine
 from sightd.recognition import DEFAULT_INTRA_OP_THREADS, Recognizer, SessionSettings, result_json
 from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
@@ -44,14 +45,7 @@ MALAMUTE = 249
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpu": model,
         "cores": os.cpu_count(),
@@ -61,11 +55,6 @@ def machine() -> dict[str, Any]:
         "core_onnxruntime": engine.load_onnxruntime(),
         "numpy": np.__version__,
     }
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def drive(

@@ -70,6 +70,7 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 
+from host import cpu_model
 from sightd import __version__, _core, engine
 from sightd.preprocessing import parse_preprocessing
 from sightd.v1 import common_pb2, inference_pb2, tasks_pb2
@@ -142,12 +143,7 @@ def peer_versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     return {
         "cpu": model,
         "cores": os.cpu_count(),

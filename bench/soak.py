@@ -30,7 +30,8 @@ from typing import Any
 
 import grpc
 
-from grpc_service import KEY, MODEL, machine, percentile, start_server
+from grpc_service import KEY, MODEL, machine, start_server
+from loadgen import percentile
 from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from sightd.zoo import artifacts, build
 
