@@ -1,8 +1,9 @@
 """The dynamic batcher of one version (or network): a queue of requests, a dispatcher task that forms
 batches, and their execution on the worker threads.
 
-Everything here runs on the event loop's thread except ``_run_in_worker``; futures are resolved on the loop
-(``run_in_executor`` hands the worker's return value back thread-safely). Rules (docs/runtime.md):
+Everything here runs on the event loop's thread except ``_execute``, which runs a batch on a worker thread
+(or, for the inline runs of tiny models, on the loop's own); futures are resolved on the loop, where the
+worker hands its results back with ``call_soon_threadsafe``. Rules (docs/runtime.md):
 
 - A batch is dispatched when its queue holds ``max_batch`` images, or when the oldest waiting request has
   waited ``max_batch_delay_us``, or at once while the runtime stops; and only when a worker is free, so
@@ -360,9 +361,9 @@ class Batcher(Generic[M]):
         self.context.executor.submit(work)
 
     def _run(self, model: M, batch: list[Request]) -> list[RequestResult]:
-        """``_run_in_worker``, an internal failure shared by the batch's requests instead of raised."""
+        """``_execute``, an internal failure shared by the batch's requests instead of raised."""
         try:
-            return self._run_in_worker(model, batch)
+            return self._execute(model, batch)
         except Exception as error:
             return [error] * len(batch)
 
@@ -399,7 +400,9 @@ class Batcher(Generic[M]):
             return False
         return 0 < header.width * header.height <= INLINE_MAX_PIXELS
 
-    def _run_in_worker(self, model: M, batch: list[Request]) -> list[RequestResult]:
+    def _execute(self, model: M, batch: list[Request]) -> list[RequestResult]:
+        """Each request's result: the batch's live requests run as one batch of the kind's; those whose
+        deadline passed or whose caller gave up get DeadlineExceededError without running."""
         context = self.context
         if context.on_batch is not None:
             context.on_batch(BatchInfo(self.key, self.kind, len(batch), sum(len(r.images) for r in batch)))
@@ -407,9 +410,7 @@ class Batcher(Generic[M]):
         # future.done() read off the loop is a plain attribute read: at worst a request given up this very
         # moment runs for nothing.
         live = [r for r in batch if not r.expired(now) and not r.future.done()]
-        results: dict[int, RequestResult] = {
-            id(r): DeadlineExceededError("the deadline passed before the batch ran") for r in batch
-        }
+        results: dict[int, RequestResult] = {}
         if live:
             started = time.perf_counter()
             outcomes, times, images = self._run_batch(model, live)
@@ -421,7 +422,14 @@ class Batcher(Generic[M]):
                 results[id(request)] = outcome
             if times is not None:
                 self._observe(len(live), images, elapsed, times)
-        return [results[id(r)] for r in batch]
+        if len(live) == len(batch):
+            return [results[id(r)] for r in batch]
+        return [
+            results[id(r)]
+            if id(r) in results
+            else DeadlineExceededError("the deadline passed before the batch ran")
+            for r in batch
+        ]
 
     def _observe(self, requests: int, images: int, elapsed: float, times: _core.StageTimes) -> None:
         self._batch_images.observe(images)
