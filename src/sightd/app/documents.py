@@ -102,7 +102,7 @@ _WELL_KNOWN = frozenset(
     }
 )
 _CONSTANT_VALUE = "sightd.v1.ConstantValue"
-_INT_TYPES = frozenset(
+INT_TYPES = frozenset(  # protobuf's integer field types
     {
         FieldDescriptor.TYPE_INT32,
         FieldDescriptor.TYPE_INT64,
@@ -126,7 +126,7 @@ _INT_RANGES = {
     FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1),
 }
 _INT64_RANGE = (-(2**63), 2**63 - 1)
-_FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
+FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 
 
 class DocumentError(BadRequestError):
@@ -324,7 +324,7 @@ class _Reader:
             if number is None:
                 self.fail(path, f"must be one of {_enum_names(field.enum_type)}")
             return number
-        if kind in _INT_TYPES:
+        if kind in INT_TYPES:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -335,7 +335,7 @@ class _Reader:
                 self.fail(path, f"must be between {low} and {high}")
                 return None
             return value
-        if kind in _FLOAT_TYPES:
+        if kind in FLOAT_TYPES:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 self.fail(path, "must be a number")
                 return None

@@ -18,6 +18,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
+from sightd.app.documents import FLOAT_TYPES, INT_TYPES
 from sightd.app.errors import BadRequestError
 from sightd.v1 import recognition_pb2
 
@@ -26,21 +27,6 @@ _INDEX = re.compile(r"\[(\d{1,6})\]")
 _INT = re.compile(r"[+-]?\d+")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
-_INT_TYPES = frozenset(
-    {
-        FieldDescriptor.TYPE_INT32,
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_SINT32,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_UINT32,
-        FieldDescriptor.TYPE_UINT64,
-        FieldDescriptor.TYPE_FIXED32,
-        FieldDescriptor.TYPE_FIXED64,
-        FieldDescriptor.TYPE_SFIXED32,
-        FieldDescriptor.TYPE_SFIXED64,
-    }
-)
-_FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT})
 # Free JSON fields whose items are documents of a known message: their flattened values get its types.
 _HINTS: dict[str, Descriptor] = {
     "sightd.v1.Network.postprocessings": recognition_pb2.PostProcessing.DESCRIPTOR
@@ -139,12 +125,12 @@ def _coerce_single(value: Any, field: Any) -> Any:
     if field.type == FieldDescriptor.TYPE_BOOL:
         lowered = text.lower()
         return True if lowered in _TRUE else False if lowered in _FALSE else value
-    if field.type in _INT_TYPES:
+    if field.type in INT_TYPES:
         if _INT.fullmatch(text):
             return int(text)
         number = _float(text)
         return int(number) if number is not None and number.is_integer() else value
-    if field.type in _FLOAT_TYPES:
+    if field.type in FLOAT_TYPES:
         number = _float(text)
         return value if number is None else number
     return value
