@@ -32,7 +32,8 @@ REST_CLIENTS := $(foreach name,$(REST_CLIENT_NAMES),.deps/rest-clients/$(name)/.
 PEERS_VENV := .venv-peers
 PEERS := $(PEERS_VENV)/.installed
 
-.PHONY: help run test setup system-deps protos node-client rest-clients peers lint pytest asan bench bench-torch lock clean
+.PHONY: help run test setup system-deps protos node-client rest-clients peers lint pytest asan bench bench-loadgen \
+        bench-torch lock clean
 
 help:
 	@echo "make run    install what is missing, build, prepare the public models, start the server (sightd serve)"
@@ -41,6 +42,7 @@ help:
 	@echo "make bench  the benchmarks under bench/ (prints ratios; not pass/fail)"
 	@echo "make bench-torch  optional peers of the NMS and decoding benchmarks (torchvision, ~5.5 GB) into the venv"
 	@echo "make peers  the serving benchmark's peers (FastAPI, BentoML) into .venv-peers (also part of test, bench)"
+	@echo "make bench-loadgen  the serving benchmark's native load generator (also part of test, bench)"
 
 # --- set-up -----------------------------------------------------------------------------------------
 system-deps:
@@ -125,7 +127,7 @@ lint: $(VENV)/.requirements $(PROTO_STAMP) $(BUF)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-pytest: setup $(NODE_CLIENT) $(REST_CLIENTS) $(PEERS)
+pytest: setup $(NODE_CLIENT) $(REST_CLIENTS) $(PEERS) $(NATIVE_LOADGEN)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 # --- more -------------------------------------------------------------------------------------------
@@ -136,11 +138,21 @@ asan: system-deps .deps/onnxruntime/include/onnxruntime_cxx_api.h $(VENV)/.requi
 	$(PY) tests/core/corrupt_corpus.py build-asan/corrupt-corpus
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 build-asan/decode_check build-asan/corrupt-corpus
 
+# The serving benchmark's native load generator (bench/native/loadgen.cc), against Debian's gRPC C++, pinned.
+BENCH_DEBIAN_PACKAGES := libgrpc++-dev=1.51.1-3+b1
+NATIVE_LOADGEN := build/bench/loadgen
+$(NATIVE_LOADGEN): bench/native/loadgen.cc
+	$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+	mkdir -p $(@D)
+	g++ -std=c++17 -O2 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs grpc++)
+
+bench-loadgen: $(NATIVE_LOADGEN)
+
 # Every benchmark script (loadgen.py and postprocess_peers.py are their libraries); the serving run's JSON
 # line and its plot go to build/bench/ (docs/benchmarks.md records a run).
 BENCH_SCRIPTS := decode image_decode preprocess reduced_decoding_accuracy pipeline engine_run nms runtime \
                  grpc_service latency_floor serving soak
-bench: setup $(PEERS)
+bench: setup $(PEERS) $(NATIVE_LOADGEN)
 	mkdir -p build/bench
 	for script in $(BENCH_SCRIPTS); do \
 	  if [ $$script = serving ]; then $(PY) bench/serving.py --json-out build/bench/serving.json || exit 1; \

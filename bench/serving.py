@@ -21,26 +21,31 @@ and the limit of this machine, side by side in one run.
 - **The peers** of bench/peers/ (diy, diy_threadpool, bentoml), started with ``peers.launch``; a peer that is
   not available is skipped, with the reason printed and recorded.
 
-Every request recognises one image (max_predictions 5). Load: bench/loadgen.py, a closed loop of N
-concurrent clients, for --seconds per cell (at least 2 requests per client) or --requests. Every answer is
-checked (dog.jpg: "malamute" top-1 for imagenet-mobilenet-v2, a "dog" box for coco-yolov3-tiny): the label
-in the answer's bytes for each, a full parse of every --check-every'th. Each server process (sightd, the
-peers, the in-process hosts) serves one model; all of one model's run at once, idle but for the one under
-load. Variants take turns cell by cell (each round starting one variant further), and the limit is
-measured at the start of each round, so that the noise of a shared machine hits them alike; figures are
-medians over rounds. (A run of the default matrix takes most of an hour.)
+Every request recognises one image (max_predictions 5). Load: a closed loop of N concurrent clients, for
+--seconds per cell (at least 2 requests per client) or --requests; run by the native load generator
+(bench/native/loadgen.cc, ``--client native``, the default) for the unary and stream gRPC variants and the
+peers, so that the client takes as little as it can of the cores the servers share with it, and by
+bench/loadgen.py for grpc_infer_wait and rest (their clients' logic) and with ``--client python``. Every
+answer is checked (dog.jpg: "malamute" top-1 for imagenet-mobilenet-v2, a "dog" box for coco-yolov3-tiny):
+the label in the answer's bytes for each, a full parse of every --check-every'th. Each server process
+(sightd, the peers, the in-process hosts) serves one model; all of one model's run at once, idle but for
+the one under load. Variants take turns cell by cell (each round starting one variant further), and the
+limit is measured at the start of each round, so that the noise of a shared machine hits them alike;
+figures are medians over rounds. (A run of the default matrix takes most of an hour.)
 
 Per cell: img/s; p50/p99 latency; server CPU time per image (utime + stime from /proc of the server process
 and its descendants, delta over the cell; in-process hosts: ``time.process_time`` of the host process over
 the cell, the client threads or tasks included since they are the in-process caller); client CPU per
-request (this process, ``time.process_time``; nothing for in-process); peak RSS (VmHWM summed over the
+request (the load generator's process: ``time.process_time`` of this one, or what the native one reports
+of itself; nothing for in-process); peak RSS (VmHWM summed over the
 server's processes, reset at the start of each cell through /proc/PID/clear_refs); for sightd the RSS at the
 end of the model's run too; the average batch (sightd: ``sightd_runtime_batch_images`` sum/count deltas from
 its metrics endpoint; in-process runtime: the same metric in its registry; the Recognizer: 1); ratios of
 img/s over the limit and over each peer at the same concurrency, and of p99 over each peer's.
 
 Usage: python bench/serving.py [--models M...] [--images dog dog4000] [--concurrency 1 4 8 32]
-       [--variants V...] [--batching-off] [--rounds N] [--seconds S | --requests N] [--json-out PATH]
+       [--variants V...] [--batching-on] [--rounds N] [--seconds S | --requests N] [--client native|python]
+       [--json-out PATH]
 Prints the machine, versions, R, d and the limit, one table per model and image, then ONE JSON line.
 """
 
@@ -82,12 +87,14 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from loadgen import (  # noqa: E402  (bench/ is put on sys.path just above)
+    NATIVE_LOADGEN,
     HttpConnection,
     Load,
     closed_loop,
     encode_bytes_field,
     http_get,
     http_request,
+    native_loop,
     read_bytes_field,
     stream_window,
     threaded_closed_loop,
@@ -523,13 +530,21 @@ class SightdTarget(Target):
     METADATA = (("x-api-key", KEY),)
 
     def __init__(
-        self, name: str, server: SightdServer, model: str, images: dict[str, dict[str, Any]], check: Check
+        self,
+        name: str,
+        server: SightdServer,
+        model: str,
+        images: dict[str, dict[str, Any]],
+        check: Check,
+        *,
+        native: bool,
     ) -> None:
         self.name = name
         self.server = server
         self.root = server.process.pid
         self.model = model
         self.check = check
+        self.native = native  # unary and stream calls from the native load generator
         self.requests = {
             image: inference_pb2.RecognizeRequest(
                 spec_id=model,
@@ -580,6 +595,27 @@ class SightdTarget(Target):
         payload = self.requests[image]
         channel = self.server.channel
         check = self.check
+        if self.native and self.name in ("grpc_unary", "grpc_unary_batching", "grpc_stream"):
+            unary = self.name != "grpc_stream"
+            load, samples = await native_loop(
+                "grpc-unary" if unary else "grpc-stream",
+                f"{HOST}:{self.server.grpc_port}",
+                payload,
+                clients,
+                expect=check.token,
+                method=RECOGNIZE if unary else STREAM,
+                metadata=self.METADATA,
+                sample_every=check.every,
+                **budget,
+            )
+            for answer in samples.values():
+                if unary:
+                    check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
+                else:
+                    response = inference_pb2.RecognizeStreamResponse.FromString(answer)
+                    assert response.HasField("result"), response.error
+                    check.message(response.result, self.name)
+            return load, {}
         if self.name in ("grpc_unary", "grpc_unary_batching"):
             recognize = channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)
 
@@ -677,13 +713,21 @@ class SightdTarget(Target):
 
 class PeerTarget(Target):
     def __init__(
-        self, name: str, process: subprocess.Popen[bytes], port: int, images: dict[str, Any], check: Check
+        self,
+        name: str,
+        process: subprocess.Popen[bytes],
+        port: int,
+        images: dict[str, Any],
+        check: Check,
+        *,
+        native: bool,
     ) -> None:
         self.name = name
         self.process = process
         self.root = process.pid
         self.port = port
         self.check = check
+        self.native = native  # the posts from the native load generator
         self.posts = {
             image: http_request(
                 "POST",
@@ -699,10 +743,24 @@ class PeerTarget(Target):
         self, image: str, clients: int, requests: int | None, seconds: float | None
     ) -> tuple[Load, dict[str, Any]]:
         post = self.posts[image]
+        check = self.check
+        if self.native:
+            load, samples = await native_loop(
+                "http",
+                f"{HOST}:{self.port}",
+                post,
+                clients,
+                expect=check.token,
+                sample_every=check.every,
+                requests=requests,
+                seconds=seconds,
+            )
+            for body in samples.values():
+                check.names([p["label_name"] for p in json.loads(body)["predictions"]], self.name)
+            return load, {}
         connections = [HttpConnection(HOST, self.port) for _ in range(clients)]
         for connection in connections:
             await connection.connect()
-        check = self.check
 
         async def predict(client: int, index: int) -> None:
             status, body = await connections[client].send(post)
@@ -958,7 +1016,9 @@ async def run_model(
         for variant in args.variants:
             if variant in SIGHTD:
                 server = servers[sightd_server(variant)]
-                targets[variant] = SightdTarget(variant, server, model, used, check)
+                targets[variant] = SightdTarget(
+                    variant, server, model, used, check, native=args.client == "native"
+                )
             elif variant in INPROCESS:
                 targets[variant] = await InProcessTarget.start(
                     variant, model, used, args.check_every, folder / f"{variant}-{model}.log"
@@ -978,7 +1038,9 @@ async def run_model(
                         reason = f"did not start: {str(error)[-1500:]}"
                     else:
                         peers[peer] = process
-                        targets[peer] = PeerTarget(peer, process, port, used, check)
+                        targets[peer] = PeerTarget(
+                            peer, process, port, used, check, native=args.client == "native"
+                        )
                 if reason is not None:
                     skipped[f"{peer}/{model}"] = reason
                     print(f"skipping {peer} for {model}: {reason}", flush=True)
@@ -1110,7 +1172,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         budget = f"{args.requests} requests or {args.seconds} s"
     print(
         f"models {', '.join(args.models)}; images {', '.join(args.images)}; concurrency "
-        f"{args.concurrency}; {args.rounds} rounds of {budget} per cell; variants {', '.join(args.variants)}"
+        f"{args.concurrency}; {args.rounds} rounds of {budget} per cell; variants "
+        f"{', '.join(args.variants)}; {args.client} load generator"
     )
     limits: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
@@ -1159,6 +1222,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "seconds": args.seconds,
             "requests": args.requests,
             "check_every": args.check_every,
+            "client": args.client,
             "limit_seconds": args.limit_seconds,
             "max_predictions": MAX_PREDICTIONS,
         },
@@ -1197,6 +1261,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--limit-seconds", type=float, default=1.0, help="seconds per layout of the limit, per round"
     )
+    parser.add_argument(
+        "--client",
+        choices=("native", "python"),
+        default="native",
+        help="the load generator of the gRPC unary and stream variants and of the peers: the native one "
+        f"({NATIVE_LOADGEN.relative_to(ROOT)}, make bench-loadgen) or bench/loadgen.py's "
+        "(grpc_infer_wait and rest always use the latter)",
+    )
     parser.add_argument("--json-out", type=Path, default=None, help="also write the JSON line there")
     args = parser.parse_args(argv)
     if args.seconds is None and args.requests is None:
@@ -1206,6 +1278,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.variants = [v for v in VARIANTS if v in args.variants]
     if min(args.concurrency) < 1 or args.rounds < 1:
         parser.error("concurrency and rounds must be at least 1")
+    if args.client == "native" and not NATIVE_LOADGEN.is_file():
+        parser.error(f"{NATIVE_LOADGEN} is not built: make bench-loadgen (or --client python)")
     return args
 
 

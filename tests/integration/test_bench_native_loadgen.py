@@ -1,0 +1,242 @@
+"""The serving benchmark's native load generator (bench/native/loadgen.cc, through loadgen.native_loop)
+against small servers written here: what it sends, the budget it keeps, the answers it samples, and that it
+stops with the reason on a failed call, a wrong answer or a broken stream, never counting them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import grpc
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench"
+UNARY = "/bench.Echo/Unary"
+STREAM = "/bench.Echo/Stream"
+
+
+@pytest.fixture(scope="module")
+def loadgen() -> Iterator[ModuleType]:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import loadgen
+
+        if not loadgen.NATIVE_LOADGEN.is_file():
+            pytest.fail(
+                f"{loadgen.NATIVE_LOADGEN} is not built: make bench-loadgen (a prerequisite of pytest)"
+            )
+        yield loadgen
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def field(number: int, data: bytes) -> bytes:
+    assert len(data) < 128
+    assert number < 16
+    return bytes([number << 3 | 2, len(data)]) + data
+
+
+class Echo:
+    """bench.Echo: Unary answers b"ok:" + the request (or fails the calls whose request starts with b"fail"),
+    Stream answers each message's field 1 (its index) as field 1 with b"ok" as field 2 (or ends the stream
+    after ``stream_answers`` answers). Records the metadata and requests it got."""
+
+    def __init__(self, stream_answers: int | None = None) -> None:
+        self.stream_answers = stream_answers
+        self.requests: list[bytes] = []
+        self.keys: list[str | bytes] = []
+
+    async def unary(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        self.requests.append(request)
+        self.keys += [value for key, value in context.invocation_metadata() or () if key == "x-api-key"]
+        if request.startswith(b"fail"):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many")
+        return b"ok:" + request
+
+    async def stream(
+        self, requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> AsyncIterator[bytes]:
+        answered = 0
+        async for message in requests:
+            self.requests.append(message)
+            if self.stream_answers is not None and answered == self.stream_answers:
+                return
+            assert message[0] == 0x0A  # field 1, length-delimited: the index
+            index = message[2 : 2 + message[1]]
+            answered += 1
+            yield field(1, index) + field(2, b"ok")
+
+
+async def serve_echo(echo: Echo) -> tuple[grpc.aio.Server, int]:
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(echo.unary),
+        "Stream": grpc.stream_stream_rpc_method_handler(echo.stream),
+    }
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", handlers),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+def run_grpc(echo: Echo, scenario: Any) -> Any:
+    async def main() -> Any:
+        server, port = await serve_echo(echo)
+        try:
+            return await scenario(f"127.0.0.1:{port}")
+        finally:
+            await server.stop(None)
+
+    return asyncio.run(main())
+
+
+def test_unary_calls_keep_the_budget_and_sample_the_answers(loadgen: ModuleType) -> None:
+    echo = Echo()
+
+    async def scenario(target: str) -> Any:
+        return await loadgen.native_loop(
+            "grpc-unary", target, b"image", 3, expect=b"ok:", method=UNARY,
+            metadata=(("x-api-key", "secret"),), requests=10, sample_every=4,
+        )  # fmt: skip
+
+    load, samples = run_grpc(echo, scenario)
+    assert load.completed == 10
+    assert len(load.latencies) == 10
+    assert all(0 < latency <= load.elapsed for latency in load.latencies)
+    assert load.client_cpu > 0
+    assert echo.requests == [b"image"] * 10
+    assert echo.keys == ["secret"] * 10
+    assert samples == {0: b"ok:image", 4: b"ok:image", 8: b"ok:image"}
+
+
+def test_a_duration_still_gives_every_client_two_requests(loadgen: ModuleType) -> None:
+    echo = Echo()
+
+    async def scenario(target: str) -> Any:
+        return await loadgen.native_loop(
+            "grpc-unary", target, b"image", 4, expect=b"ok", method=UNARY, seconds=0.0
+        )
+
+    load, _ = run_grpc(echo, scenario)
+    assert load.completed == 8
+
+
+def test_a_failed_call_stops_the_load_with_its_status(loadgen: ModuleType) -> None:
+    async def scenario(target: str) -> Any:
+        return await loadgen.native_loop(
+            "grpc-unary", target, b"fail", 2, expect=b"ok", method=UNARY, requests=4
+        )
+
+    with pytest.raises(RuntimeError, match=r"call \d failed: code 8, too many"):
+        run_grpc(Echo(), scenario)
+
+
+def test_an_answer_without_the_expected_bytes_stops_the_load(loadgen: ModuleType) -> None:
+    async def scenario(target: str) -> Any:
+        return await loadgen.native_loop(
+            "grpc-unary", target, b"image", 1, expect=b"malamute", method=UNARY, requests=3
+        )
+
+    with pytest.raises(RuntimeError, match=r'answer 0 lacks "malamute": ok:image'):
+        run_grpc(Echo(), scenario)
+
+
+def test_a_stream_keeps_that_many_requests_in_flight_and_matches_the_answers(loadgen: ModuleType) -> None:
+    echo = Echo()
+
+    async def scenario(target: str) -> Any:
+        return await loadgen.native_loop(
+            "grpc-stream", target, b"image", 4, expect=b"ok", method=STREAM, requests=25, sample_every=10
+        )
+
+    load, samples = run_grpc(echo, scenario)
+    assert load.completed == 25
+    # Each message: the index as field 1, then the request as field 2.
+    assert echo.requests == [field(1, str(i).encode()) + field(2, b"image") for i in range(25)]
+    assert samples == {i: field(1, str(i).encode()) + field(2, b"ok") for i in (0, 10, 20)}
+
+
+def test_a_stream_ended_before_every_answer_stops_the_load(loadgen: ModuleType) -> None:
+    async def scenario(target: str) -> Any:
+        return await loadgen.native_loop(
+            "grpc-stream", target, b"image", 2, expect=b"ok", method=STREAM, requests=10
+        )
+
+    with pytest.raises(RuntimeError, match="2 requests were left unanswered"):
+        run_grpc(Echo(stream_answers=3), scenario)
+
+
+def http_server(answers: list[bytes]) -> Any:
+    """A keep-alive HTTP/1.1 server answering the given responses in turn; records each request's body."""
+    bodies: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.startswith(b"Content-Length")
+                )
+                bodies.append(await reader.readexactly(length))
+                writer.write(answers.pop(0))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            pass
+        writer.close()
+
+    return handle, bodies
+
+
+def run_http(loadgen: ModuleType, answers: list[bytes], clients: int, requests: int) -> Any:
+    handle, bodies = http_server(answers)
+
+    async def main() -> Any:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        request = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nimage"
+        try:
+            return await loadgen.native_loop(
+                "http",
+                f"127.0.0.1:{port}",
+                request,
+                clients,
+                expect=b"dog",
+                requests=requests,
+                sample_every=1,
+            )
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(main()), bodies
+
+
+def test_http_posts_read_answers_with_a_length_or_chunks(loadgen: ModuleType) -> None:
+    answers = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\na dog one",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\na do\r\n5\r\ng two\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\na dog three",
+    ]
+    (load, samples), bodies = run_http(loadgen, answers, clients=1, requests=3)
+    assert load.completed == 3
+    assert bodies == [b"image"] * 3
+    assert samples == {0: b"a dog one", 1: b"a dog two", 2: b"a dog three"}
+
+
+def test_an_http_error_stops_the_load_with_its_status(loadgen: ModuleType) -> None:
+    answers = [b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy"]
+    with pytest.raises(RuntimeError, match="request 0 answered 503: busy"):
+        run_http(loadgen, answers, clients=1, requests=1)
+
+
+def test_a_closed_http_connection_stops_the_load(loadgen: ModuleType) -> None:
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\na dog"]  # then the server closes
+    with pytest.raises(RuntimeError, match="the server closed a connection"):
+        run_http(loadgen, answers, clients=1, requests=2)
