@@ -84,6 +84,29 @@ async def test_requests_queued_behind_a_busy_worker_form_the_next_batch(colours:
         assert runtime.metrics.value("sightd_runtime_batch_images_sum", {"kind": "recognition"}) == 6
 
 
+async def test_single_image_batches_wait_in_line_one_per_busy_worker(colours: VersionDefinition) -> None:
+    """max_batch 1 (batching off): while the only worker is busy, one more batch is handed to it ahead of
+    time, to start as soon as the running one ends; the rest stay queued. Larger batches never do this (the
+    test above: [1, 4, 1])."""
+    gate = Gate()
+    async with Runtime(settings(max_batch=1), on_batch=gate) as runtime:
+        first = asyncio.create_task(runtime.recognize(colours, [image(GREEN)]))
+        await gate.entered()
+        palette = [RED, BLUE, GREEN]
+        later = [asyncio.create_task(runtime.recognize(colours, [image(c)])) for c in palette]
+        await asyncio.sleep(0.05)  # let the dispatcher run
+        assert runtime.metrics.value("sightd_runtime_running_batches") == 2  # running, and next in line
+        assert runtime.metrics.value("sightd_runtime_queued_requests") == 2
+        gate.open()
+        answers = await asyncio.gather(first, *later)
+        assert gate.sizes == [1, 1, 1, 1]
+        assert all(name.startswith("sightd-inference") for name in gate.threads)
+        assert [top_label(a[0].result or {}) for a in answers] == ["green", *(NAMES[c] for c in palette)]
+        assert runtime.metrics.value("sightd_runtime_running_batches") == 0
+        # Each request's wait is observed once, when its batch starts (the wait in line included).
+        assert runtime.metrics.value("sightd_runtime_queue_seconds_count", {"kind": "recognition"}) == 4
+
+
 async def test_a_request_keeps_its_images_together_in_one_batch(colours: VersionDefinition) -> None:
     gate = Gate()
     async with Runtime(settings(max_batch=4), on_batch=gate) as runtime:

@@ -84,7 +84,9 @@ class RuntimeMetrics:
             f"{prefix}_queued_bytes", "Encoded image bytes of the requests waiting in the queues", registry=r
         )
         self.running_batches = Gauge(
-            f"{prefix}_running_batches", "Batches running on the worker threads", registry=r
+            f"{prefix}_running_batches",
+            "Batches handed to the worker threads: running, or next in line",
+            registry=r,
         )
         self.cache_entries = Gauge(f"{prefix}_cache_entries", "Models loaded in the cache", registry=r)
         self.cache_bytes = Gauge(
