@@ -15,7 +15,8 @@
 //   as field 2 and the request's index (decimal) as field 1, and each answer names the index it answers in
 //   its field 1 (sightd.v1.RecognizeStreamRequest / RecognizeStreamResponse).
 // http: N keep-alive HTTP/1.1 connections, the request file holding the whole request (head and body);
-//   answers must be 200, with Content-Length or chunked bodies.
+//   answers must be 200, with Content-Length or chunked bodies; a connection the server closes after an
+//   answer is opened again for the next request.
 //
 // Every answer must be a success (gRPC status OK, HTTP 200) holding --expect; the first that is not ends the
 // run with exit status 1 and the reason on stderr. With --sample-dir, the first answer and every K'th are
@@ -370,9 +371,8 @@ void grpc_stream(const Options& o) {
   while (!finished && queue.Next(&tag, &ok)) {
     switch (reinterpret_cast<intptr_t>(tag)) {
       case kWrite:
-        if (!ok) fail("the stream broke while writing");
         write_pending = false;
-        next();
+        if (ok) next();  // else the stream ended: the pending read says so, and Finish why
         break;
       case kRead: {
         if (!ok) {  // the server ended the stream before every answer: its status says why
@@ -417,6 +417,7 @@ void grpc_stream(const Options& o) {
 
 struct Connection {
   int fd = -1;
+  bool closed = false;  // the server closed it (after an answer): the next request opens it again
   long index = 0;
   Clock::time_point sent;
   size_t written = 0;
@@ -442,8 +443,14 @@ int connect_to(const std::string& target) {
   return fd;
 }
 
-// The answer's status and body once `input` holds a whole response (nullopt: not yet).
-std::optional<std::pair<int, std::string>> parse_response(std::string& input) {
+struct Response {
+  int status = 0;
+  std::string body;
+  bool close = false;  // "Connection: close": the server closes the connection after it
+};
+
+// The answer once `input` holds a whole response (nullopt: not yet), taken out of `input`.
+std::optional<Response> parse_response(std::string& input) {
   auto head_end = input.find("\r\n\r\n");
   if (head_end == std::string::npos) return std::nullopt;
   std::string head = input.substr(0, head_end);
@@ -460,12 +467,14 @@ std::optional<std::pair<int, std::string>> parse_response(std::string& input) {
     value.erase(0, value.find_first_not_of(' '));
     return value;
   };
+  auto connection = header("connection");
+  bool close = connection && connection->find("close") != std::string::npos;
   if (auto length = header("content-length")) {
     size_t size = std::stoul(*length);
     if (input.size() < body_start + size) return std::nullopt;
     std::string body = input.substr(body_start, size);
     input.erase(0, body_start + size);
-    return std::make_pair(status, body);
+    return Response{status, body, close};
   }
   auto encoding = header("transfer-encoding");
   if (!encoding || encoding->find("chunked") == std::string::npos) fail("an answer with neither a length nor chunks");
@@ -480,7 +489,7 @@ std::optional<std::pair<int, std::string>> parse_response(std::string& input) {
       auto end = input.find("\r\n\r\n", position - 2);  // no trailers: the chunk line's CRLF, then CRLF
       if (end == std::string::npos) return std::nullopt;
       input.erase(0, end + 4);
-      return std::make_pair(status, body);
+      return Response{status, body, close};
     }
     if (input.size() < position + size + 2) return std::nullopt;
     body.append(input, position, size);
@@ -491,7 +500,6 @@ std::optional<std::pair<int, std::string>> parse_response(std::string& input) {
 void http(const Options& o) {
   int poller = epoll_create1(0);
   std::vector<Connection> connections(o.clients);
-  for (auto& connection : connections) connection.fd = connect_to(o.target);
   Budget budget(o.requests, o.seconds, 2L * o.clients);
   Recorder recorder(o);
   int in_flight = 0;
@@ -500,6 +508,9 @@ void http(const Options& o) {
       ssize_t n = ::send(c.fd, o.request.data() + c.written, o.request.size() - c.written, MSG_NOSIGNAL);
       if (n < 0) {
         if (errno == EAGAIN) return false;
+        if (errno == EPIPE || errno == ECONNRESET) {
+          fail("the server closed a connection before answering request " + std::to_string(c.index));
+        }
         fail(std::string("cannot send: ") + std::strerror(errno));
       }
       c.written += static_cast<size_t>(n);
@@ -507,6 +518,14 @@ void http(const Options& o) {
     return true;
   };
   auto start = [&](Connection& c, long index) {
+    int operation = EPOLL_CTL_MOD;
+    if (c.fd < 0 || c.closed) {
+      if (c.fd >= 0) close(c.fd);  // closing it also takes it out of the poller
+      c.fd = connect_to(o.target);
+      c.closed = false;
+      c.input.clear();
+      operation = EPOLL_CTL_ADD;
+    }
     c.index = index;
     c.written = 0;
     c.sent = Clock::now();
@@ -514,7 +533,7 @@ void http(const Options& o) {
     epoll_event event{};
     event.data.ptr = &c;
     event.events = write_some(c) ? EPOLLIN : EPOLLIN | EPOLLOUT;
-    if (epoll_ctl(poller, EPOLL_CTL_MOD, c.fd, &event) != 0) epoll_ctl(poller, EPOLL_CTL_ADD, c.fd, &event);
+    if (epoll_ctl(poller, operation, c.fd, &event) != 0) fail(std::string("epoll_ctl: ") + std::strerror(errno));
   };
   recorder.begin();
   budget.start();
@@ -536,30 +555,43 @@ void http(const Options& o) {
         epoll_ctl(poller, EPOLL_CTL_MOD, c.fd, &event);
       }
       if (!(events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
-      while (true) {
+      while (!c.closed) {
         ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
         if (n > 0) {
           c.input.append(buffer, static_cast<size_t>(n));
           continue;
         }
-        if (n == 0) fail("the server closed a connection");
+        if (n == 0 || errno == ECONNRESET) {  // closed, or reset under a request it had not read yet
+          c.closed = true;
+          break;
+        }
         if (errno == EAGAIN) break;
         fail(std::string("cannot receive: ") + std::strerror(errno));
       }
       auto response = parse_response(c.input);
-      if (!response) continue;
+      if (!response) {
+        if (c.closed) fail("the server closed a connection before answering request " + std::to_string(c.index));
+        continue;
+      }
+      if (response->close && !c.closed) {
+        shutdown(c.fd, SHUT_RDWR);
+        c.closed = true;
+      }
+      if (c.closed) epoll_ctl(poller, EPOLL_CTL_DEL, c.fd, nullptr);  // EOF stays readable: not polled again
       --in_flight;
-      if (response->first != 200) {
-        fail("request " + std::to_string(c.index) + " answered " + std::to_string(response->first) + ": " +
-             response->second.substr(0, 300));
+      if (response->status != 200) {
+        fail("request " + std::to_string(c.index) + " answered " + std::to_string(response->status) + ": " +
+             response->body.substr(0, 300));
       }
       recorder.answered(c.sent);
-      recorder.check(c.index, response->second);
+      recorder.check(c.index, response->body);
       if (auto index = budget.take()) start(c, *index);
     }
   }
   recorder.print();
-  for (auto& connection : connections) close(connection.fd);
+  for (auto& connection : connections) {
+    if (connection.fd >= 0) close(connection.fd);
+  }
   close(poller);
 }
 
