@@ -31,6 +31,10 @@ REST_CLIENTS := $(foreach name,$(REST_CLIENT_NAMES),.deps/rest-clients/$(name)/.
 # sightd; pinned in bench/peers/requirements.txt.
 PEERS_VENV := .venv-peers
 PEERS := $(PEERS_VENV)/.installed
+# The serving benchmark's native load generator (bench/native/loadgen.cc), built against Debian's gRPC C++,
+# pinned; a prerequisite of pytest and bench, not of run.
+BENCH_DEBIAN_PACKAGES := libgrpc++-dev=1.51.1-3+b1
+NATIVE_LOADGEN := build/bench/loadgen
 
 .PHONY: help run test setup system-deps protos node-client rest-clients peers lint pytest asan bench bench-loadgen \
         bench-torch lock clean
@@ -138,9 +142,7 @@ asan: system-deps .deps/onnxruntime/include/onnxruntime_cxx_api.h $(VENV)/.requi
 	$(PY) tests/core/corrupt_corpus.py build-asan/corrupt-corpus
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 build-asan/decode_check build-asan/corrupt-corpus
 
-# The serving benchmark's native load generator (bench/native/loadgen.cc), against Debian's gRPC C++, pinned.
-BENCH_DEBIAN_PACKAGES := libgrpc++-dev=1.51.1-3+b1
-NATIVE_LOADGEN := build/bench/loadgen
+# The serving benchmark's native load generator (BENCH_DEBIAN_PACKAGES, NATIVE_LOADGEN: at the top).
 $(NATIVE_LOADGEN): bench/native/loadgen.cc
 	$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
 	mkdir -p $(@D)
