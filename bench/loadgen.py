@@ -15,8 +15,8 @@ client). This module imports no sightd module, so that it measures nothing but t
 Cheaper still, ``native_loop`` runs the same closed loop in the native load generator (bench/native/
 loadgen.cc, built into build/bench/loadgen by ``make bench-loadgen``): unary gRPC calls, one bidirectional
 gRPC stream, or keep-alive HTTP/1.1 posts, each answer checked for the expected bytes and a sample written
-out for the caller's full parse. A Python client takes 0.35 to 0.45 ms of CPU per request on the cores it
-shares with the server under test; the native one about half of that or less.
+out for the caller's full parse. On the cores it shares with the server under test, a Python client took
+0.25 to 0.45 ms of CPU per request in the serving runs, the native one 0.1 to 0.25 ms.
 
 Not a benchmark on its own: ``python bench/loadgen.py`` prints what it is and exits.
 """

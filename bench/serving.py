@@ -37,11 +37,11 @@ Per cell: img/s; p50/p99 latency; server CPU time per image (utime + stime from 
 and its descendants, delta over the cell; in-process hosts: ``time.process_time`` of the host process over
 the cell, the client threads or tasks included since they are the in-process caller); client CPU per
 request (the load generator's process: ``time.process_time`` of this one, or what the native one reports
-of itself; nothing for in-process); peak RSS (VmHWM summed over the
-server's processes, reset at the start of each cell through /proc/PID/clear_refs); for sightd the RSS at the
-end of the model's run too; the average batch (sightd: ``sightd_runtime_batch_images`` sum/count deltas from
-its metrics endpoint; in-process runtime: the same metric in its registry; the Recognizer: 1); ratios of
-img/s over the limit and over each peer at the same concurrency, and of p99 over each peer's.
+of itself; nothing for in-process); peak RSS (VmHWM summed over the server's processes, reset at the start
+of each cell through /proc/PID/clear_refs); for sightd the RSS at the end of the model's run too; the
+average batch (sightd: ``sightd_runtime_batch_images`` sum/count deltas from its metrics endpoint;
+in-process runtime: the same metric in its registry; the Recognizer: 1); ratios of img/s over the limit and
+over each peer at the same concurrency, and of p99 over each peer's.
 
 Usage: python bench/serving.py [--models M...] [--images dog dog4000] [--concurrency 1 4 8 32]
        [--variants V...] [--batching-on] [--rounds N] [--seconds S | --requests N] [--client native|python]
