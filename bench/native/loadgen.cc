@@ -520,8 +520,8 @@ void http(const Options& o) {
   };
   auto start = [&](Connection& c, long index) {
     int operation = EPOLL_CTL_MOD;
-    if (c.fd < 0 || c.closed) {
-      if (c.fd >= 0) close(c.fd);  // closing it also takes it out of the poller
+    if (c.closed) {
+      close(c.fd);  // out of the poller already
       c.fd = connect_to(o.target);
       c.closed = false;
       c.input.clear();
@@ -536,6 +536,12 @@ void http(const Options& o) {
     event.events = write_some(c) ? EPOLLIN : EPOLLIN | EPOLLOUT;
     if (epoll_ctl(poller, operation, c.fd, &event) != 0) fail(std::string("epoll_ctl: ") + std::strerror(errno));
   };
+  for (auto& connection : connections) {  // connected before the clock starts, as the Python client's are
+    connection.fd = connect_to(o.target);
+    epoll_event event{};
+    event.data.ptr = &connection;
+    if (epoll_ctl(poller, EPOLL_CTL_ADD, connection.fd, &event) != 0) fail(std::strerror(errno));
+  }
   recorder.begin();
   budget.start();
   for (auto& connection : connections) {
