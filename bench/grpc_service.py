@@ -130,16 +130,8 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     build.build()
     zoo = installed.load()
-    network, public = zoo.networks[MODEL], zoo.models[MODEL]
     dog = (artifacts.extract_folder("darknet", "usr/share/darknet/data") / "dog.jpg").read_bytes()
-    definition = VersionDefinition(
-        key="bench",
-        network_path=network.path,
-        preprocessing=network.preprocessing,
-        mean_files={},
-        spec_outputs=public.spec["outputs"],
-        post_processings=[public.post_processing],
-    )
+    definition = VersionDefinition.from_zoo(MODEL, zoo)
     request = inference_pb2.RecognizeRequest(
         spec_id=MODEL, inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=dog))], max_predictions=5
     )

@@ -99,21 +99,12 @@ def direct_rate(run: Any, images: int, iterations: int) -> float:
 
 
 async def measure(args: argparse.Namespace, zoo: installed.Zoo, dog: bytes) -> dict[str, Any]:
-    public = zoo.models[MODEL]
-    network = zoo.networks[public.network]
-    version = VersionDefinition(
-        f"version:{MODEL}",
-        network.path,
-        network.preprocessing,
-        {},
-        public.spec["outputs"],
-        [public.post_processing],
-    )
+    version = VersionDefinition.from_zoo(MODEL, zoo)
     recognizer = Recognizer.from_zoo(MODEL, zoo)
     options = ort.SessionOptions()
     options.intra_op_num_threads = DEFAULT_INTRA_OP_THREADS
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(network.path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(version.network_path), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     largest = max(args.max_batch)
     tensor = np.random.default_rng(0).standard_normal((largest, 3, 224, 224)).astype(np.float32)

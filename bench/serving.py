@@ -871,16 +871,7 @@ async def inprocess_host(argv: list[str]) -> int:
         from sightd.config import load_settings
         from sightd.runtime import ImageRequest, Runtime, RuntimeSettings, VersionDefinition
 
-        public = zoo.models[model]
-        network = zoo.networks[public.network]
-        version = VersionDefinition(
-            f"version:{model}",
-            network.path,
-            network.preprocessing,
-            {},
-            public.spec["outputs"],
-            [public.post_processing],
-        )
+        version = VersionDefinition.from_zoo(model, zoo)
         runtime = Runtime(RuntimeSettings.from_settings(load_settings(environ={})))
         await runtime.start()
         labels = {"kind": "recognition"}

@@ -95,10 +95,7 @@ def test_a_model_on_the_cpu_takes_at_most_cpu_max_batch_images(
     settings: RuntimeSettings, expected: int, zoo: installed.Zoo
 ) -> None:
     network = zoo.networks["imagenet-mobilenet-v2"]
-    public = zoo.models["imagenet-mobilenet-v2"]
-    version = VersionDefinition(
-        "version:t", network.path, network.preprocessing, {}, public.spec["outputs"], [public.post_processing]
-    )
+    version = VersionDefinition.from_zoo("imagenet-mobilenet-v2", zoo)
     loaded = models.build_version(version, settings)
     assert loaded.recognizer.provider == "CPUExecutionProvider"
     assert loaded.max_batch == expected

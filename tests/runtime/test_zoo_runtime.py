@@ -17,19 +17,6 @@ from sightd.zoo import installed
 ROI = _core.Roi(bbox=(0.1, 0.2, 0.7, 0.9))
 
 
-def definition(zoo: installed.Zoo, model: str) -> VersionDefinition:
-    public = zoo.models[model]
-    network = zoo.networks[public.network]
-    return VersionDefinition(
-        key=f"version:{model}:{network.sha256}",
-        network_path=network.path,
-        preprocessing=network.preprocessing,
-        mean_files={},
-        spec_outputs=public.spec["outputs"],
-        post_processings=[public.post_processing],
-    )
-
-
 def direct(recognizer: Recognizer, images: list[ImageRequest], **options: Any) -> list[dict[str, Any] | str]:
     results = recognizer.recognize([(i.data, i.roi) for i in images], **options)
     return [result_json(r) if r.ok else type(r.error).__name__ for r in results]
@@ -50,7 +37,7 @@ async def test_a_batch_formed_by_the_runtime_equals_the_direct_call(
     gate = Gate()
     settings = RuntimeSettings(workers=1, max_batch=8, max_batch_delay_us=0, warmup=False)
     async with Runtime(settings, on_batch=gate) as runtime:
-        version = definition(zoo, model)
+        version = VersionDefinition.from_zoo(model, zoo)
         first = asyncio.create_task(runtime.recognize(version, images[:1], max_predictions=5))
         await gate.entered()
         rest = [asyncio.create_task(runtime.recognize(version, [i], max_predictions=5)) for i in images[1:]]
@@ -72,7 +59,7 @@ async def test_concurrent_requests_on_a_real_model_get_their_own_answers(
     names = list(photos)
     alone = {name: direct(recognizer, [ImageRequest(photos[name])], max_predictions=3)[0] for name in names}
     async with Runtime(RuntimeSettings(max_batch=4, max_batch_delay_us=5000)) as runtime:
-        version = definition(zoo, "imagenet-mobilenet-v2")
+        version = VersionDefinition.from_zoo("imagenet-mobilenet-v2", zoo)
         order = [names[i % len(names)] for i in range(24)]
         outcomes = await asyncio.gather(
             *(runtime.recognize(version, [ImageRequest(photos[n])], max_predictions=3) for n in order)

@@ -14,6 +14,7 @@ from sightd import _core
 from sightd.config import Settings
 from sightd.errors import CoreError
 from sightd.recognition import SessionSettings
+from sightd.zoo import installed
 
 MiB = 1 << 20
 
@@ -32,6 +33,23 @@ class VersionDefinition:
     mean_files: Mapping[str, bytes]  # mean file name -> bytes
     spec_outputs: Sequence[Mapping[str, Any]]  # the recognition spec's v0.7 `outputs`
     post_processings: Sequence[Mapping[str, Any]]  # the version's v0.7 `post_processings`
+
+    @classmethod
+    def from_zoo(cls, model: str, zoo: installed.Zoo | None = None) -> VersionDefinition:
+        """A public model of a built zoo (``installed.load()`` when ``zoo`` is None), keyed by its name and
+        its network's digest; as ``Recognizer.from_zoo``, for the runtime. Raises KeyError for an unknown
+        model, ZooNotBuiltError for a zoo not built."""
+        zoo = zoo or installed.load()
+        public = zoo.models[model]
+        network = zoo.networks[public.network]
+        return cls(
+            key=f"version:{model}:{network.sha256}",
+            network_path=network.path,
+            preprocessing=network.preprocessing,
+            mean_files={},
+            spec_outputs=public.spec["outputs"],
+            post_processings=[public.post_processing],
+        )
 
 
 @dataclass(frozen=True)
