@@ -84,11 +84,18 @@ async def serve_echo(echo: Echo) -> tuple[grpc.aio.Server, int]:
     return server, port
 
 
-def run_grpc(echo: Echo, scenario: Any) -> Any:
+def grpc_load(
+    loadgen: ModuleType, echo: Echo, mode: str, request: bytes, clients: int, **options: Any
+) -> Any:
+    """``native_loop`` in ``mode`` against ``echo``, on the method of that mode."""
+
     async def main() -> Any:
         server, port = await serve_echo(echo)
+        method = UNARY if mode == "grpc-unary" else STREAM
         try:
-            return await scenario(f"127.0.0.1:{port}")
+            return await loadgen.native_loop(
+                mode, f"127.0.0.1:{port}", request, clients, method=method, **options
+            )
         finally:
             await server.stop(None)
 
@@ -97,14 +104,10 @@ def run_grpc(echo: Echo, scenario: Any) -> Any:
 
 def test_unary_calls_keep_the_budget_and_sample_the_answers(loadgen: ModuleType) -> None:
     echo = Echo()
-
-    async def scenario(target: str) -> Any:
-        return await loadgen.native_loop(
-            "grpc-unary", target, b"image", 3, expect=b"ok:", method=UNARY,
-            metadata=(("x-api-key", "secret"),), requests=10, sample_every=4,
-        )  # fmt: skip
-
-    load, samples = run_grpc(echo, scenario)
+    load, samples = grpc_load(
+        loadgen, echo, "grpc-unary", b"image", 3, expect=b"ok:",
+        metadata=(("x-api-key", "secret"),), requests=10, sample_every=4,
+    )  # fmt: skip
     assert load.completed == 10
     assert len(load.latencies) == 10
     assert all(0 < latency <= load.elapsed for latency in load.latencies)
@@ -115,46 +118,25 @@ def test_unary_calls_keep_the_budget_and_sample_the_answers(loadgen: ModuleType)
 
 
 def test_a_duration_still_gives_every_client_two_requests(loadgen: ModuleType) -> None:
-    echo = Echo()
-
-    async def scenario(target: str) -> Any:
-        return await loadgen.native_loop(
-            "grpc-unary", target, b"image", 4, expect=b"ok", method=UNARY, seconds=0.0
-        )
-
-    load, _ = run_grpc(echo, scenario)
+    load, _ = grpc_load(loadgen, Echo(), "grpc-unary", b"image", 4, expect=b"ok", seconds=0.0)
     assert load.completed == 8
 
 
 def test_a_failed_call_stops_the_load_with_its_status(loadgen: ModuleType) -> None:
-    async def scenario(target: str) -> Any:
-        return await loadgen.native_loop(
-            "grpc-unary", target, b"fail", 2, expect=b"ok", method=UNARY, requests=4
-        )
-
     with pytest.raises(RuntimeError, match=r"call \d failed: code 8, too many"):
-        run_grpc(Echo(), scenario)
+        grpc_load(loadgen, Echo(), "grpc-unary", b"fail", 2, expect=b"ok", requests=4)
 
 
 def test_an_answer_without_the_expected_bytes_stops_the_load(loadgen: ModuleType) -> None:
-    async def scenario(target: str) -> Any:
-        return await loadgen.native_loop(
-            "grpc-unary", target, b"image", 1, expect=b"malamute", method=UNARY, requests=3
-        )
-
     with pytest.raises(RuntimeError, match=r'answer 0 lacks "malamute": ok:image'):
-        run_grpc(Echo(), scenario)
+        grpc_load(loadgen, Echo(), "grpc-unary", b"image", 1, expect=b"malamute", requests=3)
 
 
 def test_a_stream_keeps_that_many_requests_in_flight_and_matches_the_answers(loadgen: ModuleType) -> None:
     echo = Echo()
-
-    async def scenario(target: str) -> Any:
-        return await loadgen.native_loop(
-            "grpc-stream", target, b"image", 4, expect=b"ok", method=STREAM, requests=25, sample_every=10
-        )
-
-    load, samples = run_grpc(echo, scenario)
+    load, samples = grpc_load(
+        loadgen, echo, "grpc-stream", b"image", 4, expect=b"ok", requests=25, sample_every=10
+    )
     assert load.completed == 25
     # Each message: the index as field 1, then the request as field 2.
     assert echo.requests == [field(1, str(i).encode()) + field(2, b"image") for i in range(25)]
@@ -162,13 +144,8 @@ def test_a_stream_keeps_that_many_requests_in_flight_and_matches_the_answers(loa
 
 
 def test_a_stream_ended_before_every_answer_stops_the_load(loadgen: ModuleType) -> None:
-    async def scenario(target: str) -> Any:
-        return await loadgen.native_loop(
-            "grpc-stream", target, b"image", 2, expect=b"ok", method=STREAM, requests=10
-        )
-
     with pytest.raises(RuntimeError, match="2 requests were left unanswered"):
-        run_grpc(Echo(stream_answers=3), scenario)
+        grpc_load(loadgen, Echo(stream_answers=3), "grpc-stream", b"image", 2, expect=b"ok", requests=10)
 
 
 def http_server(answers: list[bytes]) -> Any:
