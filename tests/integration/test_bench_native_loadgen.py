@@ -14,6 +14,8 @@ from typing import Any
 import grpc
 import pytest
 
+from integration.canned_http import CannedHttp
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 UNARY = "/bench.Echo/Unary"
@@ -148,57 +150,20 @@ def test_a_stream_ended_before_every_answer_stops_the_load(loadgen: ModuleType) 
         grpc_load(loadgen, Echo(stream_answers=3), "grpc-stream", b"image", 2, expect=b"ok", requests=10)
 
 
-def http_server(answers: list[bytes]) -> Any:
-    """A keep-alive HTTP/1.1 server answering the given responses in turn, closing the connection after one
-    that says so and once there are none left; records each request's body and counts the connections."""
-    bodies: list[bytes] = []
-    connections: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
-        try:
-            while answers:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.startswith(b"Content-Length")
-                )
-                bodies.append(await reader.readexactly(length))
-                answer = answers.pop(0)
-                writer.write(answer)
-                await writer.drain()
-                if b"Connection: close" in answer:
-                    break
-        except asyncio.IncompleteReadError:
-            pass
-        writer.close()
-
-    return handle, bodies, connections
-
-
 def run_http(loadgen: ModuleType, answers: list[bytes], clients: int, requests: int) -> Any:
-    handle, bodies, connections = http_server(answers)
+    """The native load generator's posts against a CannedHttp: its result, the bodies the server got and
+    the connections it saw."""
 
     async def main() -> Any:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        request = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nimage"
-        try:
-            return await loadgen.native_loop(
-                "http",
-                f"127.0.0.1:{port}",
-                request,
-                clients,
-                expect=b"dog",
-                requests=requests,
+        async with CannedHttp(answers) as server:
+            request = b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nimage"
+            result = await loadgen.native_loop(
+                "http", f"127.0.0.1:{server.port}", request, clients, expect=b"dog", requests=requests,
                 sample_every=1,
-            )
-        finally:
-            server.close()
-            await server.wait_closed()
+            )  # fmt: skip
+        return result, server.bodies, server.connections
 
-    return asyncio.run(main()), bodies, len(connections)
+    return asyncio.run(main())
 
 
 def test_http_posts_read_answers_with_a_length_or_chunks(loadgen: ModuleType) -> None:

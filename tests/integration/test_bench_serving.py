@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from integration.canned_http import CannedHttp
 from sightd.v1 import common_pb2, inference_pb2
 from sightd.zoo import installed
 
@@ -168,43 +169,22 @@ def test_loadgen_http_client(loadgen: ModuleType) -> None:
         b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy",
         b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     ]
-    connections = 0
-    seen: list[bytes] = []
-
-    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        while answers:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.startswith(b"Content-Length")
-                ),
-                0,
-            )
-            seen.append(head.split(b"\r\n")[0] + b" " + await reader.readexactly(length))
-            answer = answers.pop(0)
-            writer.write(answer)
-            await writer.drain()
-            if b"Connection: close" in answer:
-                break
-        writer.close()
+    server = CannedHttp(answers)
 
     async def scenario() -> list[tuple[int, bytes]]:
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        connection = loadgen.HttpConnection("127.0.0.1", port)
-        post = loadgen.http_request("POST", "/predict", f"127.0.0.1:{port}", b"image", {"X-Key": "k"})
-        try:
-            return [await connection.send(post) for _ in range(4)]
-        finally:
-            await connection.close()
-            server.close()
-            await server.wait_closed()
+        async with server:
+            connection = loadgen.HttpConnection("127.0.0.1", server.port)
+            post = loadgen.http_request(
+                "POST", "/predict", f"127.0.0.1:{server.port}", b"image", {"X-Key": "k"}
+            )
+            try:
+                return [await connection.send(post) for _ in range(4)]
+            finally:
+                await connection.close()
 
     got = asyncio.run(scenario())
+    seen = [line + b" " + body for line, body in server.requests]
+    connections = server.connections
     assert got == [(200, b"first"), (201, b"chunked"), (503, b"busy"), (200, b"")]
     assert seen == [b"POST /predict HTTP/1.1 image"] * 4
     assert connections == 2  # the closed connection was opened again
