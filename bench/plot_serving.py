@@ -45,6 +45,7 @@ EXTRA = {
     ),
     "inprocess_recognizer": ("in-process Recognizer", {"color": "C8", "marker": "*", "linestyle": ":"}),
     "inprocess_runtime": ("in-process Runtime", {"color": "C9", "marker": "P", "linestyle": ":"}),
+    "grpc_bare": ("bare grpc.aio around the core", {"color": "k", "marker": "h", "linestyle": ":"}),
 }
 
 

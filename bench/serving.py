@@ -18,19 +18,24 @@ and the limit of this machine, side by side in one run.
   service's defaults turn off there); in-process, in a process of its own: the core ``Recognizer`` called
   directly by one thread per client (inprocess_recognizer), and the ``Runtime`` (the service's settings)
   called by one asyncio task per client (inprocess_runtime).
+- **The transport's reference** (grpc_bare): bench/bare_grpc.py, a bare grpc.aio server around the same
+  core ``Recognizer`` (the runtime's worker threads and session layout, sightd's channel arguments, none of
+  its layers), loaded with the same unary requests as grpc_unary. What it loses against the limit is
+  grpc.aio's cost per call; what grpc_unary loses against it, sightd's own layers.
 - **The peers** of bench/peers/ (diy, diy_threadpool, bentoml), started with ``peers.launch``; a peer that is
   not available is skipped, with the reason printed and recorded.
 
 Every request recognises one image (max_predictions 5). Load: a closed loop of N concurrent clients, for
 --seconds per cell (at least 2 requests per client) or --requests; run by the native load generator
-(bench/native/loadgen.cc, ``--client native``, the default) for the unary and stream gRPC variants and the
-peers, so that the client takes as little as it can of the cores the servers share with it, and by
-bench/loadgen.py for grpc_infer_wait and rest (their clients' logic) and with ``--client python``. Every
+(bench/native/loadgen.cc, ``--client native``, the default) for the unary and stream gRPC variants
+(grpc_bare included) and the peers, so that the client takes as little as it can of the cores the servers
+share with it, and by bench/loadgen.py for grpc_infer_wait and rest (their clients' logic) and with
+``--client python``. Every
 answer is checked (dog.jpg: "malamute" top-1 for imagenet-mobilenet-v2, a "dog" box for coco-yolov3-tiny):
 the label in the answer's bytes for each, a full parse of every --check-every'th. Each server process
-(sightd, the peers, the in-process hosts) serves one model; all of one model's run at once, idle but for
-the one under load. Variants take turns cell by cell (each round starting one variant further), and the
-limit is measured at the start of each round, so that the noise of a shared machine hits them alike;
+(sightd, grpc_bare, the peers, the in-process hosts) serves one model; all of one model's run at once, idle
+but for the one under load. Variants take turns cell by cell (each round starting one variant further), and
+the limit is measured at the start of each round, so that the noise of a shared machine hits them alike;
 figures are medians over rounds. (A run of the default matrix takes most of an hour.)
 
 Per cell: img/s; p50/p99 latency; server CPU time per image (utime + stime from /proc of the server process
@@ -41,7 +46,7 @@ of itself; nothing for in-process); peak RSS (VmHWM summed over the server's pro
 of each cell through /proc/PID/clear_refs); for sightd the RSS at the end of the model's run too; the
 average batch (sightd: ``sightd_runtime_batch_images`` sum/count deltas from its metrics endpoint;
 in-process runtime: the same metric in its registry; the Recognizer: 1); ratios of img/s over the limit and
-over each peer at the same concurrency, and of p99 over each peer's.
+over grpc_bare and each peer at the same concurrency, and of p99 over theirs.
 
 Usage: python bench/serving.py [--models M...] [--images dog dog4000] [--concurrency 1 4 8 32]
        [--variants V...] [--batching-on] [--rounds N] [--seconds S | --requests N] [--client native|python]
@@ -104,8 +109,9 @@ MODELS = ("imagenet-mobilenet-v2", "coco-yolov3-tiny")
 IMAGES = ("dog", "dog4000")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
 SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
+BARE = "grpc_bare"  # bench/bare_grpc.py: the gRPC transport's reference
 PEERS = ("diy", "diy_threadpool", "bentoml")
-VARIANTS = (*INPROCESS, *SIGHTD, *PEERS)
+VARIANTS = (*INPROCESS, *SIGHTD, BARE, *PEERS)
 # What every answer must hold: the top-1 label (classification) or one of the boxes' labels (detection).
 EXPECTED = {"imagenet-mobilenet-v2": ("malamute", True), "coco-yolov3-tiny": ("dog", False)}
 KEY = "bench-key-0123456789abcdef"
@@ -777,6 +783,77 @@ class PeerTarget(Target):
                 await connection.close()
 
 
+class BareTarget(Target):
+    """``grpc_bare``: bench/bare_grpc.py in a process of its own, loaded with sightd's unary requests by the
+    same load generator as ``grpc_unary``."""
+
+    def __init__(
+        self, model: str, images: dict[str, dict[str, Any]], check: Check, log: Path, *, native: bool
+    ) -> None:
+        self.name = BARE
+        self.check = check
+        self.native = native
+        # sightd's own unary requests (the API key they carry is ignored here)
+        self.requests = {
+            image: inference_pb2.RecognizeRequest(
+                spec_id=model,
+                inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=spec["data"]))],
+                max_predictions=MAX_PREDICTIONS,
+            ).SerializeToString()
+            for image, spec in images.items()
+        }
+        with log.open("wb") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, str(BENCH / "bare_grpc.py"), model], stdout=subprocess.PIPE, stderr=handle
+            )
+        self.root = self.process.pid
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError(f"bench/bare_grpc.py did not start:\n{log.read_text()[-4000:]}")
+        self.target = line.split()[-1]
+        self.channel = grpc.aio.insecure_channel(self.target, options=GRPC_OPTIONS)
+
+    async def load(
+        self, image: str, clients: int, requests: int | None, seconds: float | None
+    ) -> tuple[Load, dict[str, Any]]:
+        payload = self.requests[image]
+        check = self.check
+        if self.native:
+            load, samples = await native_loop(
+                "grpc-unary",
+                self.target,
+                payload,
+                clients,
+                expect=check.token,
+                method=RECOGNIZE,
+                sample_every=check.every,
+                requests=requests,
+                seconds=seconds,
+            )
+            for answer in samples.values():
+                check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
+            return load, {}
+        recognize = self.channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)
+
+        async def unary(_client: int, index: int) -> None:
+            answer = await recognize(payload, timeout=600)
+            check.raw(answer, self.name)
+            if check.full(index):
+                check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
+
+        return await closed_loop(unary, clients, requests=requests, seconds=seconds), {}
+
+    async def stop(self) -> None:
+        await self.channel.close()
+        self.process.terminate()
+        self.process.wait(60)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
 class InProcessTarget(Target):
     """A host process (this script, ``inprocess-host``) that runs the closed loop against the model in its
     own process and reports what it measured: its CPU time is the in-process server's, callers included."""
@@ -1014,6 +1091,10 @@ async def run_model(
                 targets[variant] = await InProcessTarget.start(
                     variant, model, used, args.check_every, folder / f"{variant}-{model}.log"
                 )
+            elif variant == BARE:
+                targets[variant] = BareTarget(
+                    model, used, check, folder / f"{variant}-{model}.log", native=args.client == "native"
+                )
         peer_variants = [v for v in args.variants if v in PEERS]
         if peer_variants:
             launch, why = load_peers()
@@ -1075,7 +1156,7 @@ async def run_model(
         return limit.summary(cores), cells, ends
     finally:
         for target in targets.values():
-            if isinstance(target, InProcessTarget):
+            if isinstance(target, InProcessTarget | BareTarget):
                 await target.stop()
         for server in servers.values():
             await server.stop()
@@ -1112,12 +1193,12 @@ def aggregate(
         rows.append(row)
     index = {(r["image"], r["variant"], r["concurrency"]): r for r in rows}
     for row in rows:
-        for peer in PEERS:
-            other = index.get((row["image"], peer, row["concurrency"]))
-            row[f"over_{peer}"] = (
+        for reference in (BARE, *PEERS):
+            other = index.get((row["image"], reference, row["concurrency"]))
+            row[f"over_{reference}"] = (
                 round(row["images_per_second"] / other["images_per_second"], 3) if other else None
             )
-            row[f"p99_over_{peer}"] = round(row["p99_ms"] / other["p99_ms"], 3) if other else None
+            row[f"p99_over_{reference}"] = round(row["p99_ms"] / other["p99_ms"], 3) if other else None
     return rows
 
 
@@ -1128,7 +1209,7 @@ def print_table(rows: list[dict[str, Any]], model: str, image: str) -> None:
     print(f"\n{model} on {image}")
     print(
         f"{'variant':<21}{'conc':>5}{'img/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv CPU':>9}{'cli CPU':>9}"
-        f"{'peak MiB':>10}{'batch':>7}{'x limit':>9}{'x diy':>7}{'x diy_tp':>9}{'x bento':>8}"
+        f"{'peak MiB':>10}{'batch':>7}{'x limit':>9}{'x bare':>8}{'x diy':>7}{'x diy_tp':>9}{'x bento':>8}"
     )
     for row in sorted(
         (r for r in rows if r["model"] == model and r["image"] == image),
@@ -1139,7 +1220,8 @@ def print_table(rows: list[dict[str, Any]], model: str, image: str) -> None:
             f"{number(row['p50_ms'], 9, 1)}{number(row['p99_ms'], 9, 1)}"
             f"{number(row['server_cpu_ms_per_image'], 9, 2)}{number(row['client_cpu_ms_per_request'], 9, 2)}"
             f"{number(row['peak_rss_mib'], 10, 0)}{number(row['average_batch'], 7, 2)}"
-            f"{number(row['over_limit'], 9, 2)}{number(row['over_diy'], 7, 2)}"
+            f"{number(row['over_limit'], 9, 2)}{number(row['over_grpc_bare'], 8, 2)}"
+            f"{number(row['over_diy'], 7, 2)}"
             f"{number(row['over_diy_threadpool'], 9, 2)}{number(row['over_bentoml'], 8, 2)}"
         )
 

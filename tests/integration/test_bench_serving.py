@@ -28,6 +28,7 @@ MODEL = "imagenet-mobilenet-v2"
 CONCURRENCY = (1, 2)
 SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
+BARE = "grpc_bare"
 PEERS = ("diy", "diy_threadpool", "bentoml")
 
 
@@ -67,7 +68,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
     machine = record["machine"]
     for key in ("cpu", "cores", "load_average", "python", "grpcio", "onnxruntime", "numpy", "opencv_python"):
         assert machine[key], key
-    assert record["settings"]["variants"] == [*INPROCESS, *SIGHTD, *PEERS]
+    assert record["settings"]["variants"] == [*INPROCESS, *SIGHTD, BARE, *PEERS]
 
     limit = record["limit"][MODEL]
     assert limit["R"] == max(limit["inference_images_per_second"].values()) > 0
@@ -85,7 +86,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
     assert all(reason for reason in skipped.values())
     rows = {(row["variant"], row["concurrency"]): row for row in record["results"]}
     assert set(rows) == {(v, c) for v in measured for c in CONCURRENCY}
-    assert measured >= {*SIGHTD, *INPROCESS}
+    assert measured >= {*SIGHTD, *INPROCESS, BARE}
     for (variant, concurrency), row in rows.items():
         assert row["model"] == MODEL
         assert row["image"] == "dog"
@@ -97,6 +98,11 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
         assert row["over_limit"] == pytest.approx(
             row["images_per_second"] / limit["images_per_second"]["dog"], rel=0.01
         )
+        bare = rows[(BARE, concurrency)]
+        assert row["over_grpc_bare"] == pytest.approx(
+            row["images_per_second"] / bare["images_per_second"], rel=0.01
+        )
+        assert row["p99_over_grpc_bare"] == pytest.approx(row["p99_ms"] / bare["p99_ms"], rel=0.01)
         for peer in PEERS:
             ratio = row[f"over_{peer}"]
             if peer in measured:
