@@ -30,13 +30,12 @@ Every request recognises one image (max_predictions 5). Load: a closed loop of N
 (bench/native/loadgen.cc, ``--client native``, the default) for the unary and stream gRPC variants
 (grpc_bare included) and the peers, so that the client takes as little as it can of the cores the servers
 share with it, and by bench/loadgen.py for grpc_infer_wait and rest (their clients' logic) and with
-``--client python``. Every
-answer is checked (dog.jpg: "malamute" top-1 for imagenet-mobilenet-v2, a "dog" box for coco-yolov3-tiny):
-the label in the answer's bytes for each, a full parse of every --check-every'th. Each server process
-(sightd, grpc_bare, the peers, the in-process hosts) serves one model; all of one model's run at once, idle
-but for the one under load. Variants take turns cell by cell (each round starting one variant further), and
-the limit is measured at the start of each round, so that the noise of a shared machine hits them alike;
-figures are medians over rounds. (A run of the default matrix takes most of an hour.)
+``--client python``. Every answer is checked (dog.jpg: "malamute" top-1 for imagenet-mobilenet-v2, a "dog"
+box for coco-yolov3-tiny): the label in the answer's bytes for each, a full parse of every --check-every'th.
+Each server process (sightd, grpc_bare, the peers, the in-process hosts) serves one model; all of one
+model's run at once, idle but for the one under load. Variants take turns cell by cell (each round starting
+one variant further), and the limit is measured at the start of each round, so that the noise of a shared
+machine hits them alike; figures are medians over rounds. (A run of the default matrix takes most of an hour.)
 
 Per cell: img/s; p50/p99 latency; server CPU time per image (utime + stime from /proc of the server process
 and its descendants, delta over the cell; in-process hosts: ``time.process_time`` of the host process over
@@ -464,6 +463,60 @@ class Limit:
 # --- targets: what a cell loads ---------------------------------------------------------------------------
 
 
+def recognize_requests(model: str, images: dict[str, dict[str, Any]]) -> dict[str, bytes]:
+    """Each image's serialised ``RecognizeRequest`` for the public model (its spec id), max_predictions 5."""
+    return {
+        image: inference_pb2.RecognizeRequest(
+            spec_id=model,
+            inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=spec["data"]))],
+            max_predictions=MAX_PREDICTIONS,
+        ).SerializeToString()
+        for image, spec in images.items()
+    }
+
+
+async def unary_recognize_load(
+    name: str,
+    address: str,
+    channel: grpc.aio.Channel,
+    payload: bytes,
+    clients: int,
+    *,
+    check: Check,
+    native: bool,
+    metadata: tuple[tuple[str, str], ...] = (),
+    requests: int | None,
+    seconds: float | None,
+) -> Load:
+    """A closed loop of unary ``Recognize`` calls at ``address``: by the native load generator, or by
+    bench/loadgen.py on ``channel``; every answer checked, a sample parsed in full."""
+    if native:
+        load, samples = await native_loop(
+            "grpc-unary",
+            address,
+            payload,
+            clients,
+            expect=check.token,
+            method=RECOGNIZE,
+            metadata=metadata,
+            sample_every=check.every,
+            requests=requests,
+            seconds=seconds,
+        )
+        for answer in samples.values():
+            check.message(inference_pb2.RecognizeResponse.FromString(answer).result, name)
+        return load
+    recognize = channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)
+
+    async def unary(_client: int, index: int) -> None:
+        answer = await recognize(payload, metadata=metadata, timeout=600)
+        check.raw(answer, name)
+        if check.full(index):
+            check.message(inference_pb2.RecognizeResponse.FromString(answer).result, name)
+
+    return await closed_loop(unary, clients, requests=requests, seconds=seconds)
+
+
 class Target:
     """One variant of one model: ``load`` runs a closed loop on an image; ``pids`` are the processes whose
     CPU time and memory count as the server's."""
@@ -551,14 +604,7 @@ class SightdTarget(Target):
         self.model = model
         self.check = check
         self.native = native  # unary and stream calls from the native load generator
-        self.requests = {
-            image: inference_pb2.RecognizeRequest(
-                spec_id=model,
-                inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=spec["data"]))],
-                max_predictions=MAX_PREDICTIONS,
-            ).SerializeToString()
-            for image, spec in images.items()
-        }
+        self.requests = recognize_requests(model, images)
         self.rest_posts = {image: self._rest_post(spec) for image, spec in images.items()}
 
     def _rest_post(self, image: dict[str, Any]) -> bytes:
@@ -601,37 +647,36 @@ class SightdTarget(Target):
         payload = self.requests[image]
         channel = self.server.channel
         check = self.check
-        if self.native and self.name in ("grpc_unary", "grpc_unary_batching", "grpc_stream"):
-            unary = self.name != "grpc_stream"
+        if self.name in ("grpc_unary", "grpc_unary_batching"):
+            load = await unary_recognize_load(
+                self.name,
+                f"{HOST}:{self.server.grpc_port}",
+                channel,
+                payload,
+                clients,
+                check=check,
+                native=self.native,
+                metadata=self.METADATA,
+                **budget,
+            )
+            return load, {}
+        if self.native and self.name == "grpc_stream":
             load, samples = await native_loop(
-                "grpc-unary" if unary else "grpc-stream",
+                "grpc-stream",
                 f"{HOST}:{self.server.grpc_port}",
                 payload,
                 clients,
                 expect=check.token,
-                method=RECOGNIZE if unary else STREAM,
+                method=STREAM,
                 metadata=self.METADATA,
                 sample_every=check.every,
                 **budget,
             )
             for answer in samples.values():
-                if unary:
-                    check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
-                else:
-                    response = inference_pb2.RecognizeStreamResponse.FromString(answer)
-                    assert response.HasField("result"), response.error
-                    check.message(response.result, self.name)
+                response = inference_pb2.RecognizeStreamResponse.FromString(answer)
+                assert response.HasField("result"), response.error
+                check.message(response.result, self.name)
             return load, {}
-        if self.name in ("grpc_unary", "grpc_unary_batching"):
-            recognize = channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)
-
-            async def unary(_client: int, index: int) -> None:
-                answer = await recognize(payload, metadata=self.METADATA, timeout=600)
-                check.raw(answer, self.name)
-                if check.full(index):
-                    check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
-
-            return await closed_loop(unary, clients, **budget), {}
         if self.name == "grpc_infer_wait":
             infer = channel.unary_unary(INFER, request_serializer=None, response_deserializer=None)
             wait = channel.unary_unary(WAIT_TASK, request_serializer=None, response_deserializer=None)
@@ -793,15 +838,7 @@ class BareTarget(Target):
         self.name = BARE
         self.check = check
         self.native = native
-        # sightd's own unary requests (the API key they carry is ignored here)
-        self.requests = {
-            image: inference_pb2.RecognizeRequest(
-                spec_id=model,
-                inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=spec["data"]))],
-                max_predictions=MAX_PREDICTIONS,
-            ).SerializeToString()
-            for image, spec in images.items()
-        }
+        self.requests = recognize_requests(model, images)  # grpc_unary's, sent without the API key
         with log.open("wb") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, str(BENCH / "bare_grpc.py"), model], stdout=subprocess.PIPE, stderr=handle
@@ -819,32 +856,18 @@ class BareTarget(Target):
     async def load(
         self, image: str, clients: int, requests: int | None, seconds: float | None
     ) -> tuple[Load, dict[str, Any]]:
-        payload = self.requests[image]
-        check = self.check
-        if self.native:
-            load, samples = await native_loop(
-                "grpc-unary",
-                self.target,
-                payload,
-                clients,
-                expect=check.token,
-                method=RECOGNIZE,
-                sample_every=check.every,
-                requests=requests,
-                seconds=seconds,
-            )
-            for answer in samples.values():
-                check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
-            return load, {}
-        recognize = self.channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)
-
-        async def unary(_client: int, index: int) -> None:
-            answer = await recognize(payload, timeout=600)
-            check.raw(answer, self.name)
-            if check.full(index):
-                check.message(inference_pb2.RecognizeResponse.FromString(answer).result, self.name)
-
-        return await closed_loop(unary, clients, requests=requests, seconds=seconds), {}
+        load = await unary_recognize_load(
+            self.name,
+            self.target,
+            self.channel,
+            self.requests[image],
+            clients,
+            check=self.check,
+            native=self.native,
+            requests=requests,
+            seconds=seconds,
+        )
+        return load, {}
 
     async def stop(self) -> None:
         await self.channel.close()
