@@ -537,6 +537,15 @@ class Target:
         raise NotImplementedError
 
 
+async def stop_server(channel: grpc.aio.Channel, process: subprocess.Popen[bytes]) -> None:
+    """Closes this side's channel, then stops the server process (SIGTERM: its graceful drain)."""
+    await channel.close()
+    process.terminate()
+    process.wait(60)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 class SightdServer:
     """A ``sightd serve`` process on loopback, every port picked by the system."""
 
@@ -578,11 +587,7 @@ class SightdServer:
         )
 
     async def stop(self) -> None:
-        await self.channel.close()
-        self.process.terminate()
-        self.process.wait(60)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        await stop_server(self.channel, self.process)
 
 
 class SightdTarget(Target):
@@ -870,11 +875,7 @@ class BareTarget(Target):
         return load, {}
 
     async def stop(self) -> None:
-        await self.channel.close()
-        self.process.terminate()
-        self.process.wait(60)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        await stop_server(self.channel, self.process)
 
 
 class InProcessTarget(Target):
