@@ -1,6 +1,7 @@
 """Smoke tests of bench/serving.py (with bench/loadgen.py) and bench/plot_serving.py: one model, dog.jpg, two
 concurrencies, a few requests, one round, every variant (the peers where .venv-peers is installed; skipped
-with a reason otherwise), so that the scripts never rot. The figures are checked for sanity and structure
+with a reason otherwise), and the gRPC variants again with the Python load generator, so that the scripts
+never rot. The figures are checked for sanity and structure
 (positive rates, p50 <= p99, the limit's arithmetic, the ratios), never against a timing goal. Also the load
 generator's own pieces that the servers of this run do not exercise: its protobuf wire helpers against
 protobuf, and its HTTP client on chunked and closing answers."""
@@ -43,12 +44,11 @@ def loadgen() -> Iterator[ModuleType]:
         sys.path.remove(str(BENCH))
 
 
-@pytest.fixture(scope="module")
-def record(zoo: installed.Zoo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("serving") / "serving.json"
-    arguments = ["--models", MODEL, "--images", "dog", "--concurrency", *map(str, CONCURRENCY),
-                 "--requests", "4", "--rounds", "1", "--limit-seconds", "0.1", "--check-every", "2",
-                 "--json-out", str(out)]  # fmt: skip
+def run_serving(out: Path, *extra: str) -> dict[str, Any]:
+    """bench/serving.py on MODEL and dog.jpg, a few requests per cell, one round; its JSON line, checked
+    against the file it also wrote."""
+    arguments = ["--models", MODEL, "--images", "dog", "--requests", "4", "--rounds", "1",
+                 "--limit-seconds", "0.1", "--check-every", "2", "--json-out", str(out), *extra]  # fmt: skip
     result = subprocess.run(
         [sys.executable, str(BENCH / "serving.py"), *arguments],
         check=True,
@@ -61,6 +61,12 @@ def record(zoo: installed.Zoo, tmp_path_factory: pytest.TempPathFactory) -> dict
     assert json.loads(out.read_text()) == parsed
     assert any(line.startswith(f"{MODEL} limit: R = ") for line in lines)
     return parsed
+
+
+@pytest.fixture(scope="module")
+def record(zoo: installed.Zoo, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("serving") / "serving.json"
+    return run_serving(out, "--concurrency", *map(str, CONCURRENCY))
 
 
 def test_serving_bench_runs(record: dict[str, Any]) -> None:
@@ -128,6 +134,24 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
     assert set(servers) == {"sightd", "sightd_batching"}
     for server in servers.values():
         assert 0 < server["rss_end_mib"] <= server["peak_rss_mib"]
+
+
+def test_serving_bench_python_client(zoo: installed.Zoo, tmp_path: Path) -> None:
+    """The gRPC variants loaded by bench/loadgen.py instead of the native load generator."""
+    variants = ("grpc_unary", "grpc_stream", BARE)
+    record = run_serving(
+        tmp_path / "serving.json", "--concurrency", "2", "--client", "python", "--variants", *variants
+    )
+    assert record["settings"]["client"] == "python"
+    rows = {row["variant"]: row for row in record["results"]}
+    assert set(rows) == set(variants)
+    for row in rows.values():
+        assert row["requests"] == [4]
+        assert row["images_per_second"] > 0
+        assert row["client_cpu_ms_per_request"] > 0
+    assert rows["grpc_unary"]["over_grpc_bare"] == pytest.approx(
+        rows["grpc_unary"]["images_per_second"] / rows[BARE]["images_per_second"], rel=0.01
+    )
 
 
 def test_plot_serving_draws_the_record(record: dict[str, Any], tmp_path: Path) -> None:
