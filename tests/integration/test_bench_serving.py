@@ -1,10 +1,10 @@
 """Smoke tests of bench/serving.py (with bench/loadgen.py) and bench/plot_serving.py: one model, dog.jpg, two
 concurrencies, a few requests, one round, every variant (the peers where .venv-peers is installed; skipped
 with a reason otherwise), and the gRPC variants again with the Python load generator, so that the scripts
-never rot. The figures are checked for sanity and structure
-(positive rates, p50 <= p99, the limit's arithmetic, the ratios), never against a timing goal. Also the load
-generator's own pieces that the servers of this run do not exercise: its protobuf wire helpers against
-protobuf, and its HTTP client on chunked and closing answers."""
+never rot. The figures are checked for sanity and structure (positive rates, p50 <= p99, the limit's
+arithmetic, the ratios), never against a timing goal. Also the load generator's own pieces that the servers
+of this run do not exercise: its protobuf wire helpers against protobuf, and its HTTP client on chunked and
+closing answers."""
 
 from __future__ import annotations
 
