@@ -115,14 +115,17 @@ class Context:
         self.queued_bytes = 0
         # Seconds of worker time per image (moving average), for the retry-after estimate of a full queue.
         self.seconds_per_image = 0.05
+        # The gauges read these counts when scraped (an int read is atomic under the GIL): a request costs
+        # no gauge update, and a gauge never drifts from the count it shows.
+        metrics.queued_requests.set_function(lambda: self.queued_requests)
+        metrics.queued_images.set_function(lambda: self.queued_images)
+        metrics.queued_bytes.set_function(lambda: self.queued_bytes)
+        metrics.running_batches.set_function(lambda: self.batches)
 
     def count_queued(self, request: Request, sign: int) -> None:
         self.queued_requests += sign
         self.queued_images += sign * len(request.images)
         self.queued_bytes += sign * request.nbytes
-        self.metrics.queued_requests.set(self.queued_requests)
-        self.metrics.queued_images.set(self.queued_images)
-        self.metrics.queued_bytes.set(self.queued_bytes)
 
     def record_service(self, seconds: float, images: int) -> None:
         if images > 0:  # a float store is atomic under the GIL; the average need not be exact
@@ -367,7 +370,6 @@ class Batcher(Generic[M]):
         self._in_flight += 1
         self.running_images += images
         self.context.batches += 1
-        self.context.metrics.running_batches.inc()
         if self._inline(batch):
             self._inline_batches.inc()
             self._finish(batch, images, slot, self._run(model, batch))
@@ -389,7 +391,6 @@ class Batcher(Generic[M]):
     def _finish(
         self, batch: list[Request], images: int, slot: asyncio.Semaphore, results: list[RequestResult]
     ) -> None:
-        self.context.metrics.running_batches.dec()
         self.running_images -= images
         self._in_flight -= 1
         self.context.batches -= 1
