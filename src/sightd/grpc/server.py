@@ -140,7 +140,7 @@ class GenericRegistration(grpc.aio.Server):
     """The server as service registration sees it (the generated ``add_*_to_server`` functions, health,
     reflection): generic handlers only. Generated code registers every method twice, as a generic handler
     and as a "registered method", and grpc.aio's server keeps one request pending per registered method and
-    waits on all of them (``asyncio.wait``) at every call. With sightd's 27 methods that cost 10 to 30 µs
+    waits on all of them (``asyncio.wait``) at every call. With sightd's 26 methods that cost about 20 µs
     of latency per call at one client, and 0.5 to 2% of throughput at 8 clients (docs/benchmarks.md). The
     generic handlers route the same methods, and the server's interceptor remembers each method's handler
     after its first call. Everything else goes to the server itself."""
