@@ -1097,6 +1097,7 @@ async def run_model(
     peers: dict[str, Any] = {}
     launch = None
     cores = len(os.sched_getaffinity(0))
+    native = args.client == "native"  # the native load generator for the gRPC unary, stream and HTTP loads
     try:
         print(f"\n== {model}: starting the servers", flush=True)
         if any(v in SIGHTD for v in args.variants if v != "grpc_unary_batching"):
@@ -1108,16 +1109,14 @@ async def run_model(
         for variant in args.variants:
             if variant in SIGHTD:
                 server = servers[sightd_server(variant)]
-                targets[variant] = SightdTarget(
-                    variant, server, model, used, check, native=args.client == "native"
-                )
+                targets[variant] = SightdTarget(variant, server, model, used, check, native=native)
             elif variant in INPROCESS:
                 targets[variant] = await InProcessTarget.start(
                     variant, model, used, args.check_every, folder / f"{variant}-{model}.log"
                 )
             elif variant == BARE:
                 targets[variant] = BareTarget(
-                    model, used, check, folder / f"{variant}-{model}.log", native=args.client == "native"
+                    model, used, check, folder / f"{variant}-{model}.log", native=native
                 )
         peer_variants = [v for v in args.variants if v in PEERS]
         if peer_variants:
@@ -1134,9 +1133,7 @@ async def run_model(
                         reason = f"did not start: {str(error)[-1500:]}"
                     else:
                         peers[peer] = process
-                        targets[peer] = PeerTarget(
-                            peer, process, port, used, check, native=args.client == "native"
-                        )
+                        targets[peer] = PeerTarget(peer, process, port, used, check, native=native)
                 if reason is not None:
                     skipped[f"{peer}/{model}"] = reason
                     print(f"skipping {peer} for {model}: {reason}", flush=True)
