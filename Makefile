@@ -35,6 +35,8 @@ PEERS := $(PEERS_VENV)/.installed
 # pinned; a prerequisite of pytest and bench, not of run.
 BENCH_DEBIAN_PACKAGES := libgrpc++-dev=1.51.1-3+b1
 NATIVE_LOADGEN := build/bench/loadgen
+# ... and the gRPC C++ transport of its grpc_bare_native variant (bench/native/grpc_bridge.cc), a Python extension.
+NATIVE_BRIDGE := build/bench/grpc_bridge$(shell $(PYTHON_SYSTEM) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
 .PHONY: help run test setup system-deps protos node-client rest-clients peers lint pytest asan bench bench-loadgen \
         bench-torch lock clean
@@ -46,7 +48,7 @@ help:
 	@echo "make bench  the benchmarks under bench/ (prints ratios; not pass/fail)"
 	@echo "make bench-torch  optional peers of the NMS and decoding benchmarks (torchvision, ~5.5 GB) into the venv"
 	@echo "make peers  the serving benchmark's peers (FastAPI, BentoML) into .venv-peers (also part of test, bench)"
-	@echo "make bench-loadgen  the serving benchmark's native load generator (also part of test, bench)"
+	@echo "make bench-loadgen  the serving benchmark's native load generator and bridge (also part of test, bench)"
 
 # --- set-up -----------------------------------------------------------------------------------------
 system-deps:
@@ -131,7 +133,7 @@ lint: $(VENV)/.requirements $(PROTO_STAMP) $(BUF)
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-pytest: setup $(NODE_CLIENT) $(REST_CLIENTS) $(PEERS) $(NATIVE_LOADGEN)
+pytest: setup $(NODE_CLIENT) $(REST_CLIENTS) $(PEERS) $(NATIVE_LOADGEN) $(NATIVE_BRIDGE)
 	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
 
 # --- more -------------------------------------------------------------------------------------------
@@ -142,19 +144,26 @@ asan: system-deps .deps/onnxruntime/include/onnxruntime_cxx_api.h $(VENV)/.requi
 	$(PY) tests/core/corrupt_corpus.py build-asan/corrupt-corpus
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 build-asan/decode_check build-asan/corrupt-corpus
 
-# The serving benchmark's native load generator (BENCH_DEBIAN_PACKAGES, NATIVE_LOADGEN: at the top).
+# The serving benchmark's native load generator and bridge (BENCH_DEBIAN_PACKAGES, NATIVE_*: at the top).
 $(NATIVE_LOADGEN): bench/native/loadgen.cc
 	$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
 	mkdir -p $(@D)
 	g++ -std=c++17 -O2 -Wall -Wextra -Werror -o $@ $< $$(pkg-config --cflags --libs grpc++)
 
-bench-loadgen: $(NATIVE_LOADGEN)
+# pybind11 comes with the venv's requirements (the core's build uses it too).
+$(NATIVE_BRIDGE): bench/native/grpc_bridge.cc $(VENV)/.requirements
+	$(MAKE) --no-print-directory system-deps DEBIAN_PACKAGES="$(BENCH_DEBIAN_PACKAGES)"
+	mkdir -p $(@D)
+	g++ -std=c++17 -O2 -Wall -Wextra -Werror -shared -fPIC $$($(PY) -m pybind11 --includes) -o $@ $< \
+	  $$(pkg-config --cflags --libs grpc++)
+
+bench-loadgen: $(NATIVE_LOADGEN) $(NATIVE_BRIDGE)
 
 # Every benchmark script (loadgen.py and postprocess_peers.py are their libraries); the serving run's JSON
 # line and its plot go to build/bench/ (docs/benchmarks.md records a run).
 BENCH_SCRIPTS := decode image_decode preprocess reduced_decoding_accuracy pipeline engine_run nms runtime \
                  grpc_service latency_floor serving soak
-bench: setup $(PEERS) $(NATIVE_LOADGEN)
+bench: setup $(PEERS) $(NATIVE_LOADGEN) $(NATIVE_BRIDGE)
 	mkdir -p build/bench
 	for script in $(BENCH_SCRIPTS); do \
 	  if [ $$script = serving ]; then $(PY) bench/serving.py --json-out build/bench/serving.json || exit 1; \

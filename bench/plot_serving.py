@@ -46,6 +46,11 @@ EXTRA = {
     "inprocess_recognizer": ("in-process Recognizer", {"color": "C8", "marker": "*", "linestyle": ":"}),
     "inprocess_runtime": ("in-process Runtime", {"color": "C9", "marker": "P", "linestyle": ":"}),
     "grpc_bare": ("bare grpc.aio around the core", {"color": "k", "marker": "h", "linestyle": ":"}),
+    "grpc_bare_native": ("the same behind gRPC C++", {"color": "0.5", "marker": "H", "linestyle": ":"}),
+    "grpc_bare_native_threads": (
+        "the same behind gRPC C++, no event loop",
+        {"color": "0.7", "marker": "d", "linestyle": ":"},
+    ),
 }
 
 

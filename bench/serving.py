@@ -21,18 +21,21 @@ and the limit of this machine, side by side in one run.
 - **The transport's reference** (grpc_bare): bench/bare_grpc.py, a bare grpc.aio server around the same
   core ``Recognizer`` (the runtime's worker threads and session layout, sightd's channel arguments, none of
   its layers), loaded with the same unary requests as grpc_unary. What it loses against the limit is
-  grpc.aio's cost per call; what grpc_unary loses against it, sightd's own layers.
+  grpc.aio's cost per call; what grpc_unary loses against it, sightd's own layers. grpc_bare_native is the
+  same handler on the same event loop behind gRPC C++ instead of grpc.aio (``--transport native``,
+  bench/native/grpc_bridge.cc); grpc_bare_native_threads the same again, run by the bridge's own worker
+  threads without the event loop: what two designs of a native front end for sightd would reach.
 - **The peers** of bench/peers/ (diy, diy_threadpool, bentoml), started with ``peers.launch``; a peer that is
   not available is skipped, with the reason printed and recorded.
 
 Every request recognises one image (max_predictions 5). Load: a closed loop of N concurrent clients, for
 --seconds per cell (at least 2 requests per client) or --requests; run by the native load generator
-(bench/native/loadgen.cc, ``--client native``, the default) for the unary and stream gRPC variants
-(grpc_bare included) and the peers, so that the client takes as little as it can of the cores the servers
+(bench/native/loadgen.cc, ``--client native``, the default) for the unary and stream gRPC variants (the
+bare servers included) and the peers, so that the client takes as little as it can of the cores the servers
 share with it, and by bench/loadgen.py for grpc_infer_wait and rest (their clients' logic) and with
 ``--client python``. Every answer is checked (dog.jpg: "malamute" top-1 for imagenet-mobilenet-v2, a "dog"
 box for coco-yolov3-tiny): the label in the answer's bytes for each, a full parse of every --check-every'th.
-Each server process (sightd, grpc_bare, the peers, the in-process hosts) serves one model; all of one
+Each server process (sightd, the bare servers, the peers, the in-process hosts) serves one model; all of one
 model's run at once, idle but for the one under load. Variants take turns cell by cell (each round starting
 one variant further), and the limit is measured at the start of each round, so that the noise of a shared
 machine hits them alike; figures are medians over rounds. (A run of the default matrix takes most of an hour.)
@@ -109,8 +112,11 @@ IMAGES = ("dog", "dog4000")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
 SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
 BARE = "grpc_bare"  # bench/bare_grpc.py: the gRPC transport's reference
+BARE_NATIVE = "grpc_bare_native"  # the same handler behind gRPC C++ (bench/native/grpc_bridge.cc)
+BARE_THREADS = "grpc_bare_native_threads"  # ... run by the bridge's threads, without the event loop
+BARES = {BARE: "aio", BARE_NATIVE: "native", BARE_THREADS: "native-threads"}  # bench/bare_grpc.py --transport
 PEERS = ("diy", "diy_threadpool", "bentoml")
-VARIANTS = (*INPROCESS, *SIGHTD, BARE, *PEERS)
+VARIANTS = (*INPROCESS, *SIGHTD, *BARES, *PEERS)
 # What every answer must hold: the top-1 label (classification) or one of the boxes' labels (detection).
 EXPECTED = {"imagenet-mobilenet-v2": ("malamute", True), "coco-yolov3-tiny": ("dog", False)}
 KEY = "bench-key-0123456789abcdef"
@@ -834,20 +840,27 @@ class PeerTarget(Target):
 
 
 class BareTarget(Target):
-    """``grpc_bare``: bench/bare_grpc.py in a process of its own, loaded with sightd's unary requests by the
-    same load generator as ``grpc_unary``."""
+    """``grpc_bare`` and the ``grpc_bare_native`` variants: bench/bare_grpc.py in a process of its own, on
+    one of its transports, loaded with sightd's unary requests by the same load generator as
+    ``grpc_unary``."""
 
     def __init__(
-        self, model: str, images: dict[str, dict[str, Any]], check: Check, log: Path, *, native: bool
+        self,
+        name: str,
+        model: str,
+        images: dict[str, dict[str, Any]],
+        check: Check,
+        log: Path,
+        *,
+        native: bool,
     ) -> None:
-        self.name = BARE
+        self.name = name
         self.check = check
         self.native = native
         self.requests = recognize_requests(model, images)  # grpc_unary's, sent without the API key
+        command = [sys.executable, str(BENCH / "bare_grpc.py"), model, "--transport", BARES[name]]
         with log.open("wb") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, str(BENCH / "bare_grpc.py"), model], stdout=subprocess.PIPE, stderr=handle
-            )
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=handle)
         self.root = self.process.pid
         assert self.process.stdout is not None
         line = self.process.stdout.readline().decode()
@@ -1114,9 +1127,9 @@ async def run_model(
                 targets[variant] = await InProcessTarget.start(
                     variant, model, used, args.check_every, folder / f"{variant}-{model}.log"
                 )
-            elif variant == BARE:
+            elif variant in BARES:
                 targets[variant] = BareTarget(
-                    model, used, check, folder / f"{variant}-{model}.log", native=native
+                    variant, model, used, check, folder / f"{variant}-{model}.log", native=native
                 )
         peer_variants = [v for v in args.variants if v in PEERS]
         if peer_variants:
@@ -1227,17 +1240,19 @@ def print_table(rows: list[dict[str, Any]], model: str, image: str) -> None:
     def number(value: float | None, width: int, digits: int) -> str:
         return f"{value:{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
 
+    name_width = max(map(len, VARIANTS)) + 1
     print(f"\n{model} on {image}")
     print(
-        f"{'variant':<21}{'conc':>5}{'img/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv CPU':>9}{'cli CPU':>9}"
-        f"{'peak MiB':>10}{'batch':>7}{'x limit':>9}{'x bare':>8}{'x diy':>7}{'x diy_tp':>9}{'x bento':>8}"
+        f"{'variant':<{name_width}}{'conc':>5}{'img/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'srv CPU':>9}"
+        f"{'cli CPU':>9}{'peak MiB':>10}{'batch':>7}{'x limit':>9}{'x bare':>8}{'x diy':>7}{'x diy_tp':>9}"
+        f"{'x bento':>8}"
     )
     for row in sorted(
         (r for r in rows if r["model"] == model and r["image"] == image),
         key=lambda r: (r["concurrency"], VARIANTS.index(r["variant"])),
     ):
         print(
-            f"{row['variant']:<21}{row['concurrency']:>5}{number(row['images_per_second'], 9, 1)}"
+            f"{row['variant']:<{name_width}}{row['concurrency']:>5}{number(row['images_per_second'], 9, 1)}"
             f"{number(row['p50_ms'], 9, 1)}{number(row['p99_ms'], 9, 1)}"
             f"{number(row['server_cpu_ms_per_image'], 9, 2)}{number(row['client_cpu_ms_per_request'], 9, 2)}"
             f"{number(row['peak_rss_mib'], 10, 0)}{number(row['average_batch'], 7, 2)}"

@@ -30,6 +30,7 @@ CONCURRENCY = (1, 2)
 SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
 BARE = "grpc_bare"
+BARE_NATIVE = ("grpc_bare_native", "grpc_bare_native_threads")
 PEERS = ("diy", "diy_threadpool", "bentoml")
 
 
@@ -74,7 +75,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
     machine = record["machine"]
     for key in ("cpu", "cores", "load_average", "python", "grpcio", "onnxruntime", "numpy", "opencv_python"):
         assert machine[key], key
-    assert record["settings"]["variants"] == [*INPROCESS, *SIGHTD, BARE, *PEERS]
+    assert record["settings"]["variants"] == [*INPROCESS, *SIGHTD, BARE, *BARE_NATIVE, *PEERS]
 
     limit = record["limit"][MODEL]
     assert limit["R"] == max(limit["inference_images_per_second"].values()) > 0
@@ -92,7 +93,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
     assert all(reason for reason in skipped.values())
     rows = {(row["variant"], row["concurrency"]): row for row in record["results"]}
     assert set(rows) == {(v, c) for v in measured for c in CONCURRENCY}
-    assert measured >= {*SIGHTD, *INPROCESS, BARE}
+    assert measured >= {*SIGHTD, *INPROCESS, BARE, *BARE_NATIVE}
     for (variant, concurrency), row in rows.items():
         assert row["model"] == MODEL
         assert row["image"] == "dog"
@@ -138,7 +139,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
 
 def test_serving_bench_python_client(zoo: installed.Zoo, tmp_path: Path) -> None:
     """The gRPC variants loaded by bench/loadgen.py instead of the native load generator."""
-    variants = ("grpc_unary", "grpc_stream", BARE)
+    variants = ("grpc_unary", "grpc_stream", BARE, *BARE_NATIVE)
     record = run_serving(
         tmp_path / "serving.json", "--concurrency", "2", "--client", "python", "--variants", *variants
     )
