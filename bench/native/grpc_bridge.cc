@@ -8,7 +8,8 @@
 //   server = grpc_bridge.Server("127.0.0.1:0", [("grpc.max_receive_message_length", 64 << 20), ...])
 //   server.port, server.fd            the bound port; an eventfd that is readable while calls wait
 //   server.take() -> [(call, method, request: bytes)]   the calls received since the last take
-//   server.finish(call, response: bytes) / server.fail(call, code, message)   answers a call, once
+//   server.finish(call, response: bytes) / server.fail(call, code, message)   answers a call: True, or
+//                                     False for a call already answered (or failed by shutdown)
 //   server.shutdown()                 cancels what is in flight and stops
 //
 //   server = grpc_bridge.Server(address, arguments, handler, workers)
@@ -18,7 +19,9 @@
 //
 // Every call is unary as far as the bridge is concerned: it reads one message, then the handler answers with
 // one message or a status. A call whose client sends no message gets INTERNAL. `call` is an integer handle,
-// valid until finish or fail; a call cancelled by its client is still answered (gRPC drops the answer).
+// only looked up, never trusted: the bridge keeps the calls it has not answered, and every one of them is
+// answered exactly once (by Python, or UNAVAILABLE at shutdown), since gRPC's shutdown waits for them all. A
+// call cancelled by its client is still answered (gRPC drops the answer).
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <sys/eventfd.h>
@@ -36,6 +39,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -132,8 +136,13 @@ class Server {
     bool wake = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) {
+        call->fail(static_cast<int>(grpc::StatusCode::UNAVAILABLE), "the server is stopping");
+        return;
+      }
       wake = waiting_.empty();
       waiting_.push_back(call);
+      unanswered_.insert(call);
     }
     if (threaded_) {
       ready_.notify_one();
@@ -144,43 +153,51 @@ class Server {
   }
 
   py::list take() {
-    std::deque<Call*> calls;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      std::uint64_t count = 0;
-      [[maybe_unused]] ssize_t got = read(fd_, &count, sizeof count);
-      calls.swap(waiting_);
-    }
+    // Under the lock, so that no shutdown fails (and frees) a call while it is read.
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::uint64_t count = 0;
+    [[maybe_unused]] ssize_t got = read(fd_, &count, sizeof count);
     py::list taken;
-    for (Call* call : calls) {
+    for (Call* call : waiting_) {
       grpc::Slice slice;
       call->request().DumpToSingleSlice(&slice);
       py::bytes request(reinterpret_cast<const char*>(slice.begin()), slice.size());
       taken.append(py::make_tuple(reinterpret_cast<std::uintptr_t>(call), call->method(), std::move(request)));
     }
+    waiting_.clear();
     return taken;
   }
 
-  void finish(std::uintptr_t call, const std::string& response) { reinterpret_cast<Call*>(call)->answer(response); }
+  bool finish(std::uintptr_t handle, const std::string& response) {
+    Call* call = claim(handle);
+    if (call != nullptr) call->answer(response);
+    return call != nullptr;
+  }
 
-  void fail(std::uintptr_t call, int code, const std::string& message) {
-    reinterpret_cast<Call*>(call)->fail(code, message);
+  bool fail(std::uintptr_t handle, int code, const std::string& message) {
+    Call* call = claim(handle);
+    if (call != nullptr) call->fail(code, message);
+    return call != nullptr;
   }
 
   void shutdown() {
-    std::deque<Call*> untaken;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       stopping_ = true;
-      untaken.swap(waiting_);
     }
     ready_.notify_all();
-    if (!threads_.empty()) {
+    if (!threads_.empty()) {  // they end the call in hand first
       py::gil_scoped_release release;
       for (std::thread& thread : threads_) thread.join();
       threads_.clear();
     }
-    for (Call* call : untaken) call->fail(grpc::StatusCode::UNAVAILABLE, "the server is stopping");
+    std::unordered_set<Call*> unanswered;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      unanswered.swap(unanswered_);
+      waiting_.clear();
+    }
+    for (Call* call : unanswered) call->fail(static_cast<int>(grpc::StatusCode::UNAVAILABLE), "the server is stopping");
     if (server_) {
       py::gil_scoped_release release;
       server_->Shutdown(std::chrono::system_clock::now());
@@ -189,6 +206,16 @@ class Server {
   }
 
  private:
+  // The call behind a handle, taken off the unanswered ones; null when it is not one of them.
+  Call* claim(std::uintptr_t handle) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = unanswered_.find(reinterpret_cast<Call*>(handle));
+    if (found == unanswered_.end()) return nullptr;
+    Call* call = *found;
+    unanswered_.erase(found);
+    return call;
+  }
+
   // A worker of the handler mode: takes the calls one by one and answers each with the handler's result.
   void work() {
     for (;;) {
@@ -199,6 +226,7 @@ class Server {
         if (stopping_) return;
         call = waiting_.front();
         waiting_.pop_front();
+        unanswered_.erase(call);  // this worker answers it, shutdown or not
       }
       grpc::Slice slice;
       call->request().DumpToSingleSlice(&slice);
@@ -243,7 +271,8 @@ class Server {
   int port_ = 0;
   int fd_ = -1;
   std::mutex mutex_;
-  std::deque<Call*> waiting_;
+  std::deque<Call*> waiting_;            // received, not yet taken
+  std::unordered_set<Call*> unanswered_;  // received, not yet answered (waiting_ among them)
 };
 
 void Call::OnReadDone(bool ok) {

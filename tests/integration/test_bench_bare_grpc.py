@@ -8,6 +8,7 @@ up on."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -141,3 +142,38 @@ def test_native_transport_under_concurrent_and_abandoned_calls(
     # ... and the server goes on answering.
     (output,) = inference_pb2.RecognizeResponse.FromString(call(address, dog)).result.outputs
     assert output.labels.predicted[0].label_name == "malamute"
+
+
+@pytest.mark.parametrize("transport", NATIVE)
+def test_native_transport_stops_with_calls_in_flight(
+    zoo: installed.Zoo, darknet_data: Path, transport: str
+) -> None:
+    """Interrupted while 24 calls are in flight, the server answers or refuses each of them (none is left
+    waiting) and exits."""
+    command = [sys.executable, str(ROOT / "bench" / "bare_grpc.py"), MODEL, "--transport", transport]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        address = process.stdout.readline().decode().split()[-1]
+        dog = request((darknet_data / "dog.jpg").read_bytes(), max_predictions=1)
+
+        async def interrupted() -> list[grpc.StatusCode]:
+            async with grpc.aio.insecure_channel(address) as channel:
+                unary = channel.unary_unary(RECOGNIZE)
+                calls = [unary(dog, timeout=60) for _ in range(24)]
+                await asyncio.sleep(0.05)
+                process.send_signal(signal.SIGINT)
+                outcomes = await asyncio.gather(*calls, return_exceptions=True)
+                return [
+                    o.code() if isinstance(o, grpc.aio.AioRpcError) else grpc.StatusCode.OK for o in outcomes
+                ]
+
+        codes = asyncio.run(interrupted())
+        assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}, (
+            codes
+        )
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
