@@ -43,6 +43,7 @@ from sightd.runtime import RuntimeSettings
 from sightd.v1 import inference_pb2
 
 SERVICE = "sightd.v1.InferenceService"
+METHOD = f"/{SERVICE}/Recognize"
 BRIDGE_DIR = Path(__file__).resolve().parent.parent / "build" / "bench"
 
 
@@ -56,6 +57,17 @@ class RejectedError(Exception):
 
 
 Handler = Callable[[inference_pb2.RecognizeRequest], Awaitable[inference_pb2.RecognizeResponse]]
+
+
+def parse(method: str, data: bytes) -> inference_pb2.RecognizeRequest:
+    """A call the native transports received, as the request grpc.aio would hand its handler; refused as
+    grpc.aio refuses a method it does not serve or a request that does not parse."""
+    if method != METHOD:
+        raise RejectedError(grpc.StatusCode.UNIMPLEMENTED, f"no method {method}")
+    try:
+        return inference_pb2.RecognizeRequest.FromString(data)
+    except DecodeError:
+        raise RejectedError(grpc.StatusCode.INTERNAL, "the request does not parse") from None
 
 
 async def serve(model: str, transport: str) -> None:
@@ -128,20 +140,11 @@ def bridge_module() -> Any:
 
 async def serve_native(recognize: Handler, options: list[tuple[str, int]]) -> None:
     server = bridge_module().Server("127.0.0.1:0", options)
-    method = f"/{SERVICE}/Recognize"
     tasks: set[asyncio.Task[None]] = set()
 
-    async def answer(call: int, name: str, data: bytes) -> None:
-        if name != method:
-            server.fail(call, grpc.StatusCode.UNIMPLEMENTED.value[0], f"no method {name}")
-            return
+    async def answer(call: int, method: str, data: bytes) -> None:
         try:
-            request = inference_pb2.RecognizeRequest.FromString(data)
-        except DecodeError:
-            server.fail(call, grpc.StatusCode.INTERNAL.value[0], "the request does not parse")
-            return
-        try:
-            response = await recognize(request)
+            response = await recognize(parse(method, data))
         except RejectedError as rejected:
             server.fail(call, rejected.code.value[0], rejected.message)
         except Exception as error:  # every call is answered, as grpc.aio answers a handler that raises
@@ -150,8 +153,8 @@ async def serve_native(recognize: Handler, options: list[tuple[str, int]]) -> No
             server.finish(call, response.SerializeToString())
 
     def receive() -> None:
-        for call, name, data in server.take():
-            task = loop.create_task(answer(call, name, data))
+        for call, method, data in server.take():
+            task = loop.create_task(answer(call, method, data))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
@@ -170,17 +173,9 @@ async def serve_native_threads(
     options: list[tuple[str, int]],
     workers: int,
 ) -> None:
-    method = f"/{SERVICE}/Recognize"
-
-    def handle(name: str, data: bytes) -> bytes | tuple[int, str]:  # on a bridge worker, with the GIL
-        if name != method:
-            return grpc.StatusCode.UNIMPLEMENTED.value[0], f"no method {name}"
+    def handle(method: str, data: bytes) -> bytes | tuple[int, str]:  # on a bridge worker, with the GIL
         try:
-            request = inference_pb2.RecognizeRequest.FromString(data)
-        except DecodeError:
-            return grpc.StatusCode.INTERNAL.value[0], "the request does not parse"
-        try:
-            return recognize_now(request).SerializeToString()
+            return recognize_now(parse(method, data)).SerializeToString()
         except RejectedError as rejected:
             return rejected.code.value[0], rejected.message
 

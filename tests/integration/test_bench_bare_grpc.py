@@ -27,6 +27,19 @@ NATIVE = ("native", "native-threads")
 TRANSPORTS = ("aio", *NATIVE)
 
 
+def start(transport: str) -> tuple[subprocess.Popen[bytes], str]:
+    """bench/bare_grpc.py on ``transport``, serving: its process and address."""
+    command = [sys.executable, str(ROOT / "bench" / "bare_grpc.py"), MODEL, "--transport", transport]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    line = process.stdout.readline().decode()
+    if not line.startswith("listening on "):
+        process.kill()
+        _, error = process.communicate(timeout=30)
+        pytest.fail(f"bench/bare_grpc.py --transport {transport} did not start: {error.decode()[-2000:]}")
+    return process, line.split()[-1]
+
+
 @pytest.fixture(scope="module")
 def servers(zoo: installed.Zoo) -> Iterator[dict[str, str]]:
     """Every transport's server, by transport: their addresses."""
@@ -34,17 +47,7 @@ def servers(zoo: installed.Zoo) -> Iterator[dict[str, str]]:
     addresses: dict[str, str] = {}
     try:
         for transport in TRANSPORTS:
-            command = [sys.executable, str(ROOT / "bench" / "bare_grpc.py"), MODEL, "--transport", transport]
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            processes[transport] = process
-            assert process.stdout is not None
-            line = process.stdout.readline().decode()
-            if not line.startswith("listening on "):
-                process.kill()
-                _, error = process.communicate(timeout=30)
-                why = error.decode()[-2000:]
-                pytest.fail(f"bench/bare_grpc.py --transport {transport} did not start: {why}")
-            addresses[transport] = line.split()[-1]
+            processes[transport], addresses[transport] = start(transport)
         yield addresses
     finally:
         for process in processes.values():
@@ -150,11 +153,8 @@ def test_native_transport_stops_with_calls_in_flight(
 ) -> None:
     """Interrupted while 24 calls are in flight, the server answers or refuses each of them (none is left
     waiting) and exits."""
-    command = [sys.executable, str(ROOT / "bench" / "bare_grpc.py"), MODEL, "--transport", transport]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process, address = start(transport)
     try:
-        assert process.stdout is not None
-        address = process.stdout.readline().decode().split()[-1]
         dog = request((darknet_data / "dog.jpg").read_bytes(), max_predictions=1)
 
         async def interrupted() -> list[grpc.StatusCode]:
