@@ -16,6 +16,7 @@
 #include "sightd/pipeline.hpp"
 #include "sightd/postprocess.hpp"
 #include "sightd/recognizer.hpp"
+#include "sightd/result_message.hpp"
 #include "sightd/thread_pool.hpp"
 
 namespace sightd::bindings {
@@ -260,6 +261,14 @@ void bind_pipeline(py::module_& m) {
                                return error_object(x.ok, x.error_code, x.error_field, x.error_message);
                              })
       .def_property_readonly("outputs", [](const RecognitionResult& r) { return r.recognition.outputs; })
+      .def_property_readonly("message",
+                             [](const RecognitionResult& r) -> py::object {
+                               if (!r.recognition.ok) return py::none();
+                               std::optional<std::string> message =
+                                   recognition_result_message(r.recognition.outputs);
+                               if (!message) return py::none();
+                               return py::bytes(*message);
+                             })
       .def("__repr__", [](const RecognitionResult& r) {
         const Recognition& x = r.recognition;
         if (!x.ok) return error_repr("RecognitionResult", x.error_code, x.error_field, x.error_message);

@@ -462,6 +462,11 @@ class RecognitionResult:
     def error(self) -> CoreError | None: ...
     @property
     def outputs(self) -> list[LabelsResult]: ...
+    @property
+    def message(self) -> bytes | None:
+        """The serialized ``sightd.v1.RecognitionResult`` of the outputs, as the gRPC service answers it
+        (built at each read); None for an error, or for a value its field cannot hold (a label id beyond
+        int32, a label name that is not UTF-8)."""
 
 class Recognizer:
     """A Pipeline plus one PostProcessor per spec output: recognize() is decode -> preprocess -> ONNX Runtime

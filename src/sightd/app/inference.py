@@ -158,8 +158,9 @@ class Inference:
 
     # --- synchronous ----------------------------------------------------------------------------------
 
-    async def recognize(self, tenant_id: int, request: Recognition, deadline: float | None) -> dict[str, Any]:
-        """The v0.7 result of the request's image (``deadline``: a ``time.monotonic()`` time)."""
+    async def recognize(self, tenant_id: int, request: Recognition, deadline: float | None) -> ImageOutcome:
+        """The successful outcome of the request's image (``deadline``: a ``time.monotonic()`` time): its
+        serialized result message, and its v0.7 document when read (``ImageOutcome``)."""
         image = inputs.prepare(request.inputs, max_image_bytes=self.max_image_bytes)
         target = _target(request)
         max_predictions = _max_predictions(request)
@@ -180,8 +181,7 @@ class Inference:
         outcome = outcomes[0]
         if outcome.error is not None:
             raise image_error(outcome.error, image)
-        assert outcome.result is not None
-        return outcome.result
+        return outcome
 
     async def _within(self, deadline: float | None, work: Awaitable[_T]) -> _T:
         if deadline is None:
@@ -269,7 +269,7 @@ class Inference:
         try:
             run: Callable[[], Awaitable[dict[str, Any]]]
             if kind == "recognition":
-                run = lambda: self.recognize(tenant_id, request, deadline)  # noqa: E731
+                run = lambda: self._recognition_document(tenant_id, request, deadline)  # noqa: E731
             else:
                 run = lambda: self._network_inference(tenant_id, request, deadline)  # noqa: E731
             while True:
@@ -289,6 +289,13 @@ class Inference:
                 await self.board.fail(task_id, error)
             except Exception:
                 log.exception("cannot record the failure of a task", extra={"task_id": task_id})
+
+    async def _recognition_document(
+        self, tenant_id: int, request: inference_pb2.InferRequest, deadline: float
+    ) -> dict[str, Any]:
+        result = (await self.recognize(tenant_id, request, deadline)).result
+        assert result is not None  # a successful outcome
+        return result
 
     async def _network_inference(
         self, tenant_id: int, request: networks_pb2.InferNetworkRequest, deadline: float

@@ -1,5 +1,11 @@
 """InferenceService: Infer (a task), Recognize (the result, within the call's deadline) and
-RecognizeStream (many images in flight on one call, answered as each is ready)."""
+RecognizeStream (many images in flight on one call, answered as each is ready).
+
+Recognize and RecognizeStream answer a result with the message that the core serialized
+(``ImageOutcome.message``), wrapped in their response's bytes, so that no Python message is built per
+call: the server's handlers send bytes as they are (``sightd.grpc.wrapping``). A result the core could not
+serialize is built from its v0.7 document (``result_message``), as before.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from sightd.app.inference import Inference
 from sightd.grpc.auth import current_tenant
 from sightd.grpc.handlers import answers_errors
 from sightd.grpc.status import to_error_message, to_status
+from sightd.runtime import ImageOutcome
 from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
 # Requests of one stream recognised at once; the stream reads no more until one is answered.
@@ -67,8 +74,43 @@ def result_message(result: dict[str, Any]) -> inference_pb2.RecognitionResult:
         return documents.to_message(result, inference_pb2.RecognitionResult, ignore_unknown=True)
 
 
+def _length_delimited(field: int, payload: bytes) -> bytes:
+    """A protobuf field of wire type 2 (message, string, bytes; ``field`` below 16): tag, length, payload."""
+    size = len(payload)
+    head = bytearray((field << 3 | 2,))
+    while size >= 0x80:
+        head.append(size & 0x7F | 0x80)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + payload
+
+
+def recognize_response(outcome: ImageOutcome) -> inference_pb2.RecognizeResponse | bytes:
+    """The RecognizeResponse of a recognition: its ``result`` (field 1) around the core's serialized message,
+    or the message built from the document."""
+    message = outcome.message
+    if message is None:
+        assert outcome.result is not None  # a successful outcome
+        return inference_pb2.RecognizeResponse(result=result_message(outcome.result))
+    return _length_delimited(1, message)
+
+
+def stream_response(request_id: str, outcome: ImageOutcome) -> inference_pb2.RecognizeStreamResponse | bytes:
+    """The RecognizeStreamResponse of a recognition: its ``request_id`` (field 1, left out when empty) and
+    its ``result`` (field 2), as ``recognize_response``."""
+    message = outcome.message
+    if message is None:
+        assert outcome.result is not None  # a successful outcome
+        return inference_pb2.RecognizeStreamResponse(
+            request_id=request_id, result=result_message(outcome.result)
+        )
+    answer = _length_delimited(2, message)
+    return _length_delimited(1, request_id.encode()) + answer if request_id else answer
+
+
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    """sightd.v1.InferenceService."""
+    """sightd.v1.InferenceService. Recognize and RecognizeStream may answer serialized bytes: serve it
+    through ``sightd.grpc.server.GrpcServer``, whose handlers send them as they are."""
 
     def __init__(self, inference: Inference) -> None:
         self.inference = inference
@@ -80,31 +122,35 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
         task_id = await self.inference.infer(current_tenant(), request)
         return inference_pb2.InferResponse(task_id=str(task_id))
 
+    # Their answers may be bytes, sent as they are (the generated base class knows only messages).
     @answers_errors
-    async def Recognize(
+    async def Recognize(  # type: ignore[override]
         self, request: inference_pb2.RecognizeRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> inference_pb2.RecognizeResponse:
-        result = await self.inference.recognize(current_tenant(), request, call_deadline(context))
-        return inference_pb2.RecognizeResponse(result=result_message(result))
+    ) -> inference_pb2.RecognizeResponse | bytes:
+        outcome = await self.inference.recognize(current_tenant(), request, call_deadline(context))
+        return recognize_response(outcome)
 
-    async def RecognizeStream(
+    async def RecognizeStream(  # type: ignore[override]
         self,
         request_iterator: AsyncIterator[inference_pb2.RecognizeStreamRequest],
         context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[inference_pb2.RecognizeStreamResponse]:
+    ) -> AsyncIterator[inference_pb2.RecognizeStreamResponse | bytes]:
         tenant = current_tenant()
         deadline = call_deadline(context)
-        answers: asyncio.Queue[inference_pb2.RecognizeStreamResponse | None] = asyncio.Queue()
+        answers: asyncio.Queue[inference_pb2.RecognizeStreamResponse | bytes | None] = asyncio.Queue()
         slots = asyncio.Semaphore(MAX_IN_FLIGHT_PER_STREAM)
         in_flight: set[asyncio.Task[None]] = set()
 
         async def answer(item: inference_pb2.RecognizeStreamRequest) -> None:
-            response = inference_pb2.RecognizeStreamResponse(request_id=item.request_id)
+            response: inference_pb2.RecognizeStreamResponse | bytes
             try:
-                result = await self.inference.recognize(tenant, item.request, deadline)
-                response.result.CopyFrom(result_message(result))
+                outcome = await self.inference.recognize(tenant, item.request, deadline)
+                response = stream_response(item.request_id, outcome)
             except Exception as error:
-                response.error.CopyFrom(to_error_message(public_error(error, context="RecognizeStream")))
+                response = inference_pb2.RecognizeStreamResponse(
+                    request_id=item.request_id,
+                    error=to_error_message(public_error(error, context="RecognizeStream")),
+                )
             finally:
                 slots.release()
             await answers.put(response)

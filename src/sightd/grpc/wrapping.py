@@ -1,6 +1,10 @@
 """Rebuilding an RPC method handler around its behaviour, once per method: grpc.aio server interceptors can
 only run code around a call (metrics, refusing it) by answering a handler of their own.
 
+A rebuilt handler also sends a response that its behaviour gives as ``bytes`` as it is, already
+serialized (``sightd.grpc.inference`` answers recognitions with the message the core serialized); other
+responses go through the method's serializer.
+
 What differs from one call to the next cannot live in a handler built once: the interceptor that decides
 whether a call is admitted (start gate, authentication) sets :data:`admission` for it instead, and the
 handler reads it. grpc.aio resolves a call's handler (the interceptors) and runs it in one coroutine of the
@@ -55,13 +59,26 @@ def _as_coroutine(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]
     return call
 
 
+def _sending_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """The method's response serializer, passing responses that are ``bytes`` already through."""
+    if serialize is None:
+        return None
+    serializer = serialize
+
+    def serialized(response: Any) -> bytes:
+        return response if response.__class__ is bytes else serializer(response)
+
+    return serialized
+
+
 def wrap_handler(
     handler: grpc.RpcMethodHandler[Any, Any], metrics: MethodMetrics | None, *, guarded: bool
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """The same handler, its behaviour counted in ``metrics`` (started, duration, handled by code), and,
     when ``guarded``, run only if :data:`admission` holds no :class:`Refusal` (aborting with its status
     otherwise, inside the metrics). For an answer streamed by an async generator, the call lasts until its
-    last message. Build it once per method: calling it costs what is listed above and nothing more."""
+    last message. Responses given as ``bytes`` are sent as they are. Build it once per method: calling it
+    costs what is listed above and nothing more."""
     if metrics is None and not guarded:
         return handler
     behavior: Any
@@ -83,7 +100,7 @@ def wrap_handler(
     rebuilt: grpc.RpcMethodHandler[Any, Any] = factory(
         wrapped,
         request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        response_serializer=_sending_bytes(handler.response_serializer),
     )
     return rebuilt
 

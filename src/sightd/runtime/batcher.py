@@ -461,7 +461,8 @@ class Batcher(Generic[M]):
         self._batch_seconds.observe(elapsed)
         self._stage_decode.observe(times.decode_preprocess)
         self._stage_inference.observe(times.inference)
-        # The core's post-processing plus what Python adds after the core call (result documents).
+        # The core's post-processing plus what Python adds after the core call (each image's outcome, with its
+        # serialized result message).
         postprocess = max(0.0, elapsed - times.decode_preprocess - times.inference)
         self._stage_postprocess.observe(postprocess)
         self.context.record_service(elapsed, images)

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from sightd import _core
 from sightd.config import Settings
 from sightd.errors import CoreError
-from sightd.recognition import SessionSettings
+from sightd.recognition import SessionSettings, result_json
 from sightd.zoo import installed
 
 MiB = 1 << 20
@@ -71,16 +71,41 @@ class ImageRequest:
     roi: _core.Roi | None = None
 
 
-@dataclass(frozen=True)
 class ImageOutcome:
-    """One image's recognition: the v0.7 result ``{"outputs": [{"labels": {...}}]}`` or its error."""
+    """One image's recognition: its result, or its error (``error``).
 
-    result: dict[str, Any] | None = None
-    error: CoreError | None = None
+    The result comes in two forms. ``message`` is the serialized ``sightd.v1.RecognitionResult``, made by
+    the core on the worker thread; it is None where the core cannot serialize the result
+    (``_core.RecognitionResult.message``). ``result`` is the v0.7 document
+    ``{"outputs": [{"labels": {...}}]}``, built from the core's result when first read. The gRPC service
+    answers ``message`` as it is, and only tasks and the callers that read ``result`` build the document.
+    """
+
+    __slots__ = ("_found", "_result", "error", "message")
+
+    def __init__(
+        self,
+        found: _core.RecognitionResult | None = None,
+        *,
+        result: dict[str, Any] | None = None,
+        error: CoreError | None = None,
+    ) -> None:
+        """``found``: the core's successful result (``message`` is read from it now); ``result``: a
+        document given as it is; ``error``: the image's error."""
+        self._found = found
+        self._result = result
+        self.error = error
+        self.message: bytes | None = found.message if found is not None else None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        if self._result is None and self._found is not None:
+            self._result = result_json(self._found)
+        return self._result
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ class RuntimeMetrics:
         self.stage_seconds = Histogram(
             f"{prefix}_stage_seconds",
             "Time one batch spent in a stage: decode_preprocess (decode, roi, resize, normalise), inference "
-            "(ONNX Runtime), postprocess (box decoding, NMS, predictions, result documents)",
+            "(ONNX Runtime), postprocess (box decoding, NMS, predictions, result messages)",
             ["kind", "stage"],
             buckets=TIME_BUCKETS,
             registry=r,

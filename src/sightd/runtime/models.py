@@ -13,7 +13,7 @@ import numpy as np
 
 from sightd import _core, engine
 from sightd.errors import CoreError, EngineError, InvalidArgumentError
-from sightd.postprocessing import VersionPostProcessor, result_to_json
+from sightd.postprocessing import VersionPostProcessor
 from sightd.postprocessing.validation import PostProcessingError
 from sightd.preprocessing import PreprocessingError, parse_preprocessing
 from sightd.recognition import Recognizer
@@ -52,7 +52,8 @@ def resident_bytes() -> int | None:
 
 
 class LoadedVersion:
-    """A version's Recognizer as the runtime runs it: one core call per batch, results as v0.7 documents."""
+    """A version's Recognizer as the runtime runs it: one core call per batch, each image's outcome holding
+    its serialized result message (its v0.7 document is built when read)."""
 
     kind = "recognition"
 
@@ -67,10 +68,7 @@ class LoadedVersion:
         results = self.recognizer.recognize(
             images, show_discarded=show_discarded, max_predictions=max_predictions, times=times
         )
-        outcomes = [
-            ImageOutcome(result=result_to_json(r.outputs)) if r.ok else ImageOutcome(error=_error_of(r))
-            for r in results
-        ]
+        outcomes = [ImageOutcome(r) if r.ok else ImageOutcome(error=_error_of(r)) for r in results]
         return outcomes, times
 
 
