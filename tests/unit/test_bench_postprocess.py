@@ -35,3 +35,26 @@ def test_decode_bench_smoke() -> None:
     (row,) = report["results"]
     assert row["candidates"] > 0
     assert 0 < row["predicted"] <= row["reported"]
+
+
+def test_result_message_bench_smoke() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "result_message.py"), "--rounds", "1", "--answers", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["machine"]["cores"]
+    rows = report["results"]
+    assert [(r["model"], r["show_discarded"]) for r in rows] == [
+        ("imagenet-mobilenet-v2", False),
+        ("imagenet-mobilenet-v2", True),
+        ("coco-yolov3-tiny", False),
+        ("coco-yolov3-tiny", True),
+    ]
+    for row in rows:  # the script checks that both paths answer the same bytes before timing them
+        assert row["predictions"] > 0
+        assert row["python_us"] > 0
+        assert row["core_us"] > 0
