@@ -2,12 +2,16 @@
 
 No metric carries a version label: version keys are per tenant and unbounded, which Prometheus' label
 cardinality does not survive. ``kind`` (recognition or network) is the only label besides the stage and
-outcome ones. docs/runtime.md lists the metrics.
+outcome ones. docs/runtime.md lists the metrics. Those updated for every request or batch are
+``sightd.metric_cells``' (cheaper to update, exported alike); the cache's and the queue gauges are
+prometheus_client's.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from sightd import metric_cells
 
 # Seconds: from 0.5 ms (a batch delay) to a minute (a large detector's batch on a loaded machine).
 TIME_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -24,14 +28,14 @@ class RuntimeMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         prefix = f"{namespace}_runtime"
-        self.queue_seconds = Histogram(
+        self.queue_seconds = metric_cells.Histogram(
             f"{prefix}_queue_seconds",
             "Time a request waited in its version's queue before its batch started",
             ["kind"],
             buckets=TIME_BUCKETS,
             registry=r,
         )
-        self.stage_seconds = Histogram(
+        self.stage_seconds = metric_cells.Histogram(
             f"{prefix}_stage_seconds",
             "Time one batch spent in a stage: decode_preprocess (decode, roi, resize, normalise), inference "
             "(ONNX Runtime), postprocess (box decoding, NMS, predictions, result messages)",
@@ -39,35 +43,35 @@ class RuntimeMetrics:
             buckets=TIME_BUCKETS,
             registry=r,
         )
-        self.batch_seconds = Histogram(
+        self.batch_seconds = metric_cells.Histogram(
             f"{prefix}_batch_seconds",
             "Time one batch took on its worker thread, all stages together",
             ["kind"],
             buckets=TIME_BUCKETS,
             registry=r,
         )
-        self.batch_images = Histogram(
+        self.batch_images = metric_cells.Histogram(
             f"{prefix}_batch_images",
             "Images per batch run (its count is the number of batches run, its sum the images run)",
             ["kind"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
-        self.batch_requests = Histogram(
+        self.batch_requests = metric_cells.Histogram(
             f"{prefix}_batch_requests",
             "Requests per batch run",
             ["kind"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
-        self.inline_batches = Counter(
+        self.inline_batches = metric_cells.Counter(
             f"{prefix}_inline_batches",
             "Batches run on the event loop's thread instead of a worker: a lone small image of a model whose "
             "single-image batches take less than inline_max_us",
             ["kind"],
             registry=r,
         )
-        self.requests = Counter(
+        self.requests = metric_cells.Counter(
             f"{prefix}_requests",
             "Requests answered, by outcome: ok (run; some images may have failed alone), deadline_exceeded, "
             "queue_full, stopped, failed (the model did not load), cancelled (by the caller)",
