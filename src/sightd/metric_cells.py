@@ -20,6 +20,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
@@ -28,49 +29,6 @@ from prometheus_client.utils import floatToGoString
 # prometheus_client's switch for the _created samples, honoured alike.
 _CREATED = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() not in ("true", "1", "t")
 _go_float: Callable[[float], str] = floatToGoString  # the "le" label's text (untyped in prometheus_client)
-
-
-class _Family:
-    """A labelled metric registered on a registry; its children are created by ``labels`` and kept."""
-
-    kind = ""
-
-    def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
-    ) -> None:
-        self._name = name
-        self._documentation = documentation
-        self._labelnames = tuple(labelnames)
-        self._lock = threading.Lock()  # guards _children; each child has a lock of its own
-        self._children: dict[tuple[str, ...], _Child] = {}
-        registry.register(self)
-
-    def _child(self, values: tuple[str, ...]) -> _Child:
-        raise NotImplementedError
-
-    def labels(self, *values: str) -> _Child:
-        """The child of these label values (created at the first call, exported from then on)."""
-        if len(values) != len(self._labelnames):
-            raise ValueError(f"{self._name} takes the labels {self._labelnames}, not {values}")
-        key = tuple(str(value) for value in values)
-        child = self._children.get(key)
-        if child is None:
-            with self._lock:
-                child = self._children.get(key)
-                if child is None:
-                    child = self._children[key] = self._child(key)
-        return child
-
-    def describe(self) -> list[Metric]:
-        return [Metric(self._name, self._documentation, self.kind)]
-
-    def collect(self) -> list[Metric]:
-        metric = Metric(self._name, self._documentation, self.kind)
-        with self._lock:
-            children = list(self._children.items())
-        for values, child in children:
-            child.samples(metric, dict(zip(self._labelnames, values, strict=True)))
-        return [metric]
 
 
 class _Child:
@@ -83,6 +41,52 @@ class _Child:
 
     def samples(self, metric: Metric, labels: dict[str, str]) -> None:
         raise NotImplementedError
+
+
+_C = TypeVar("_C", bound=_Child)
+
+
+class _Family(Generic[_C]):
+    """A labelled metric registered on a registry; its children are created by ``labels`` and kept."""
+
+    kind = ""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = tuple(labelnames)
+        self._lock = threading.Lock()  # guards _children; each child has a lock of its own
+        self._children: dict[tuple[str, ...], _C] = {}
+        registry.register(self)
+
+    def _child(self) -> _C:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> _C:
+        """The child of these label values (created at the first call, exported from then on)."""
+        if len(values) != len(self._labelnames):
+            raise ValueError(f"{self._name} takes the labels {self._labelnames}, not {values}")
+        key = tuple(str(value) for value in values)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.get(key)
+                if child is None:
+                    child = self._children[key] = self._child()
+        return child
+
+    def describe(self) -> list[Metric]:
+        return [Metric(self._name, self._documentation, self.kind)]
+
+    def collect(self) -> list[Metric]:
+        metric = Metric(self._name, self._documentation, self.kind)
+        with self._lock:
+            children = list(self._children.items())
+        for values, child in children:
+            child.samples(metric, dict(zip(self._labelnames, values, strict=True)))
+        return [metric]
 
 
 class CounterChild(_Child):
@@ -106,7 +110,7 @@ class CounterChild(_Child):
             metric.add_sample(self._name + "_created", labels, self._created)
 
 
-class Counter(_Family):
+class Counter(_Family[CounterChild]):
     """A labelled counter, as prometheus_client's (a ``_total`` suffix of ``name`` is the sample's)."""
 
     kind = "counter"
@@ -116,13 +120,8 @@ class Counter(_Family):
     ) -> None:
         super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
 
-    def _child(self, values: tuple[str, ...]) -> CounterChild:
+    def _child(self) -> CounterChild:
         return CounterChild(self._name)
-
-    def labels(self, *values: str) -> CounterChild:
-        child = super().labels(*values)
-        assert isinstance(child, CounterChild)
-        return child
 
 
 class HistogramChild(_Child):
@@ -158,7 +157,7 @@ class HistogramChild(_Child):
             metric.add_sample(self._name + "_created", labels, self._created)
 
 
-class Histogram(_Family):
+class Histogram(_Family[HistogramChild]):
     """A labelled histogram, as prometheus_client's, on ``buckets`` (upper bounds, increasing; +Inf is
     added)."""
 
@@ -180,10 +179,5 @@ class Histogram(_Family):
         self._les = tuple(_go_float(bound) for bound in (*bounds, float("inf")))
         super().__init__(name, documentation, labelnames, registry)
 
-    def _child(self, values: tuple[str, ...]) -> HistogramChild:
+    def _child(self) -> HistogramChild:
         return HistogramChild(self._name, self._bounds, self._les)
-
-    def labels(self, *values: str) -> HistogramChild:
-        child = super().labels(*values)
-        assert isinstance(child, HistogramChild)
-        return child
