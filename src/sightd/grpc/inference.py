@@ -74,15 +74,15 @@ def result_message(result: dict[str, Any]) -> inference_pb2.RecognitionResult:
         return documents.to_message(result, inference_pb2.RecognitionResult, ignore_unknown=True)
 
 
-def _length_delimited(field: int, payload: bytes) -> bytes:
-    """A protobuf field of wire type 2 (message, string, bytes; ``field`` below 16): tag, length, payload."""
-    size = len(payload)
+def _field_head(field: int, size: int) -> bytes:
+    """The head of a protobuf field of wire type 2 (message, string, bytes; ``field`` below 16) holding
+    ``size`` bytes: its tag and length, to which the payload is appended."""
     head = bytearray((field << 3 | 2,))
     while size >= 0x80:
         head.append(size & 0x7F | 0x80)
         size >>= 7
     head.append(size)
-    return bytes(head) + payload
+    return bytes(head)
 
 
 def recognize_response(outcome: ImageOutcome) -> inference_pb2.RecognizeResponse | bytes:
@@ -92,7 +92,7 @@ def recognize_response(outcome: ImageOutcome) -> inference_pb2.RecognizeResponse
     if message is None:
         assert outcome.result is not None  # a successful outcome
         return inference_pb2.RecognizeResponse(result=result_message(outcome.result))
-    return _length_delimited(1, message)
+    return _field_head(1, len(message)) + message
 
 
 def stream_response(request_id: str, outcome: ImageOutcome) -> inference_pb2.RecognizeStreamResponse | bytes:
@@ -104,8 +104,11 @@ def stream_response(request_id: str, outcome: ImageOutcome) -> inference_pb2.Rec
         return inference_pb2.RecognizeStreamResponse(
             request_id=request_id, result=result_message(outcome.result)
         )
-    answer = _length_delimited(2, message)
-    return _length_delimited(1, request_id.encode()) + answer if request_id else answer
+    result = (_field_head(2, len(message)), message)
+    if not request_id:
+        return b"".join(result)
+    name = request_id.encode()
+    return b"".join((_field_head(1, len(name)), name, *result))
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):

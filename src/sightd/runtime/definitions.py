@@ -84,16 +84,12 @@ class ImageOutcome:
     __slots__ = ("_found", "_result", "error", "message")
 
     def __init__(
-        self,
-        found: _core.RecognitionResult | None = None,
-        *,
-        result: dict[str, Any] | None = None,
-        error: CoreError | None = None,
+        self, found: _core.RecognitionResult | None = None, *, error: CoreError | None = None
     ) -> None:
-        """``found``: the core's successful result (``message`` is read from it now); ``result``: a
-        document given as it is; ``error``: the image's error."""
+        """``found``: the core's successful result (``message`` is read from it now); ``error``: the image's
+        error."""
         self._found = found
-        self._result = result
+        self._result: dict[str, Any] | None = None
         self.error = error
         self.message: bytes | None = found.message if found is not None else None
 
