@@ -3,6 +3,7 @@ the schema migrated to the latest revision when it opens."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Serialises concurrent start-ups of several replicas on one PostgreSQL database while they migrate.
 _MIGRATION_LOCK = 0x5167_6874_6400
+# SQLite connections kept open (each is a file handle and an aiosqlite thread): enough for the reads of a
+# loaded server at once, so that none is opened and closed per transaction (docs/storage.md).
+SQLITE_POOL_SIZE = 16
 
 
 def utcnow() -> dt.datetime:
@@ -55,10 +59,14 @@ class Database:
             database = self.url.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
+                options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
             options["connect_args"] = {"timeout": 30}
         else:
             options.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        # SQLite takes one writer at a time: this process's writers wait their turn here, in order, rather
+        # than in SQLite's busy handler, which sleeps up to 100 ms between tries (one lock per event loop).
+        self._write_turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
         if self.is_sqlite:
             self._configure_sqlite()
 
@@ -111,7 +119,23 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that writes: committed on success, rolled back on an exception."""
+        """A transaction that writes: committed on success, rolled back on an exception. On SQLite, this
+        process's write transactions run one at a time, in the order they asked."""
+        if not self.is_sqlite:
+            async with self._write_transaction() as connection:
+                yield connection
+            return
+        async with self._write_turn(), self._write_transaction() as connection:
+            yield connection
+
+    def _write_turn(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._write_turns is None or self._write_turns[0] is not loop:
+            self._write_turns = (loop, asyncio.Lock())
+        return self._write_turns[1]
+
+    @asynccontextmanager
+    async def _write_transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as plain:
             connection = await plain.execution_options(sightd_write=True)
             async with connection.begin():
