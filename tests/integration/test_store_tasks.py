@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -83,6 +84,42 @@ async def test_wait_returns_as_soon_as_the_task_completes(database: Database) ->
     await board.complete(task.id, {"outputs": []})
     done = await asyncio.wait_for(waiter, 10)
     assert done.status == "success"
+
+
+@pytest.mark.parametrize("outcome", ["success", "error"])
+async def test_a_task_running_here_is_read_and_awaited_without_the_store(
+    database: Database, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    tenant, other = await _tenant(database), await _tenant(database, "globex")
+    board = TaskBoard(database, ttl=60, poll_interval=30, max_wait=30)
+    task = await board.create(tenant, "recognition")
+    reads = 0
+    read = database.read
+
+    def counted_read() -> Any:
+        nonlocal reads
+        reads += 1
+        return read()
+
+    monkeypatch.setattr(database, "read", counted_read)
+    assert await board.get(tenant, str(task.id)) == task  # pending, as created
+    waiter = asyncio.create_task(board.wait(tenant, str(task.id)))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    assert reads == 0
+    with pytest.raises(NotFoundError):  # another tenant's look goes to the store, which hides it
+        await board.get(other, str(task.id))
+    assert reads == 1
+    if outcome == "success":
+        assert await board.complete(task.id, {"outputs": [{"labels": {"predicted": [], "discarded": []}}]})
+    else:
+        assert await board.fail(task.id, BadRequestError.of("inputs[0]", "is not an image"))
+    done = await asyncio.wait_for(waiter, 10)
+    assert reads == 1  # the completion handed the finished task over
+    stored = await board.get(tenant, str(task.id))  # finished: read from the store
+    assert reads == 2
+    assert done == stored  # as stored, timestamps included
+    assert (done.status, done.id, done.created_at) == (outcome, task.id, task.created_at)
 
 
 async def test_wait_sees_a_completion_by_another_process_by_polling(

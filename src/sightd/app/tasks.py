@@ -1,9 +1,11 @@
 """Task life cycle on top of the store: creation, completion with in-process notification, waiting
 (``WaitTask``), recovery of pending tasks at start-up and expiry.
 
-Waiting wakes on an in-process notification when this process finishes the task, and otherwise reads the
-store every ``poll_interval`` seconds: tasks finished by another replica (PostgreSQL) or process are seen
-that way.
+The tasks this process created and is running are known without reading the store: until this process
+finishes one (or claims it again, ``recover``), it is pending as created, so reading it or starting to wait
+for it costs no store read. Waiting wakes on an in-process notification when this process finishes the
+task, which hands the waiters the task as stored, and otherwise reads the store every ``poll_interval``
+seconds: tasks finished by another replica (PostgreSQL) or process are seen that way.
 
 Every pending task is leased to the instance running it (``owner``, docs/storage.md): the board renews its
 leases every third of ``lease`` seconds, and takes over the tasks whose lease ran out (their instance
@@ -59,6 +61,17 @@ def error_document(error: ServiceError) -> dict[str, Any]:
     }
 
 
+class _Waiter:
+    """One ``TaskBoard.wait`` call: woken when this process finishes the task, with the finished task
+    when the notification carries it."""
+
+    __slots__ = ("event", "record")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.record: TaskRecord | None = None
+
+
 @dataclass(frozen=True)
 class RecoveryReport:
     """What start-up did with the tasks left pending by the previous run."""
@@ -86,36 +99,60 @@ class TaskBoard:
         self.max_wait = max_wait
         self.owner = owner
         self.lease = lease
-        self._waiters: dict[int, set[asyncio.Event]] = {}
+        self._waiters: dict[int, set[_Waiter]] = {}
+        # The tasks created here and not finished here yet, as created (pending).
+        self._running: dict[int, TaskRecord] = {}
 
     async def create(self, tenant_id: int, kind: str, request: bytes | None = None) -> TaskRecord:
         """A pending task, leased to this instance (which must run it, or leave it to a restart)."""
         async with self.database.write() as connection:
-            return await task_store.create_task(
+            record = await task_store.create_task(
                 connection, tenant_id, kind, request, owner=self.owner, lease=self.lease
             )
+        self._running[record.id] = record
+        return record
 
     async def complete(self, task_id: int, data: Mapping[str, Any] | None) -> bool:
-        async with self.database.write() as connection:
-            changed = await task_store.complete_task(connection, task_id, data, ttl=self.ttl)
-        self._notify(task_id)
-        return changed
+        """Marks the task successful; False when it was done already."""
+        try:
+            async with self.database.write() as connection:
+                record = await task_store.complete_task(connection, task_id, data, ttl=self.ttl)
+        finally:
+            self._running.pop(task_id, None)
+        self._notify(task_id, record)
+        return record is not None
 
     async def fail(self, task_id: int, error: BaseException) -> bool:
-        """Marks the task failed with what ``public_error`` lets the caller know of ``error``."""
+        """Marks the task failed with what ``public_error`` lets the caller know of ``error``; False when it
+        was done already."""
         document = error_document(public_error(error, context=f"task {task_id}"))
-        async with self.database.write() as connection:
-            changed = await task_store.fail_task(connection, task_id, document, ttl=self.ttl)
-        self._notify(task_id)
-        return changed
+        try:
+            async with self.database.write() as connection:
+                record = await task_store.fail_task(connection, task_id, document, ttl=self.ttl)
+        finally:
+            self._running.pop(task_id, None)
+        self._notify(task_id, record)
+        return record is not None
 
-    def _notify(self, task_id: int) -> None:
-        for event in self._waiters.get(task_id, ()):
-            event.set()
+    def _notify(self, task_id: int, record: TaskRecord | None = None) -> None:
+        """Wakes the task's waiters, handing them ``record`` (the task as this process finished it; None:
+        they read the store again)."""
+        for waiter in self._waiters.get(task_id, ()):
+            waiter.record = record
+            waiter.event.set()
 
     async def get(self, tenant_id: int, task_id: str) -> TaskRecord:
+        parsed = task_store.parse_task_id(task_id)
+        running = self._running_of(tenant_id, parsed)
+        if running is not None:
+            return running
         async with self.database.read() as connection:
-            return await task_store.get_task(connection, tenant_id, task_store.parse_task_id(task_id))
+            return await task_store.get_task(connection, tenant_id, parsed)
+
+    def _running_of(self, tenant_id: int, task_id: int) -> TaskRecord | None:
+        """The task as created, while this process runs it, when it is the tenant's."""
+        running = self._running.get(task_id)
+        return running if running is not None and running.tenant_id == tenant_id else None
 
     async def list(
         self, tenant_id: int, task_ids: Sequence[str], *, offset: int = 0, limit: int = 0
@@ -129,23 +166,33 @@ class TaskBoard:
         parsed = task_store.parse_task_id(task_id)
         budget = self.max_wait if timeout is None or timeout <= 0 else min(timeout, self.max_wait)
         deadline = time.monotonic() + budget
-        event = asyncio.Event()
-        self._waiters.setdefault(parsed, set()).add(event)
+        waiter = _Waiter()
+        self._waiters.setdefault(parsed, set()).add(waiter)
         try:
+            first = True
             while True:
-                # Registered before reading, so a completion between the read and the wait is not missed.
-                event.clear()
-                async with self.database.read() as connection:
-                    record = await task_store.get_task(connection, tenant_id, parsed)
+                # Registered before looking, so a completion between the look and the wait is not missed.
+                # The first look takes a task running here as it is; the polls read the store, where a task
+                # taken over by another instance (its lease ran out here) is seen done.
+                waiter.event.clear()
+                record = self._running_of(tenant_id, parsed) if first else None
+                first = False
+                if record is None:
+                    async with self.database.read() as connection:
+                        record = await task_store.get_task(connection, tenant_id, parsed)
                 remaining = deadline - time.monotonic()
                 if record.done or remaining <= 0:
                     return record
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(self.poll_interval, remaining))
+                    await asyncio.wait_for(waiter.event.wait(), min(self.poll_interval, remaining))
+                finished = waiter.record
+                # The task was found in this tenant above: the finished task is the same one.
+                if finished is not None and finished.tenant_id == tenant_id:
+                    return finished
         finally:
             waiters = self._waiters.get(parsed)
             if waiters is not None:
-                waiters.discard(event)
+                waiters.discard(waiter)
                 if not waiters:
                     del self._waiters[parsed]
 
@@ -169,7 +216,11 @@ class TaskBoard:
                     reclaim_own=reclaim_own,
                     after_id=after_id,
                 )
+            # Claimed again (their attempts counted) or failed: what this process knew of them is old.
+            for pending in batch:
+                self._running.pop(pending.record.id, None)
             for task_id in failed:
+                self._running.pop(task_id, None)
                 self._notify(task_id)
             abandoned += len(failed)
             if not batch and not failed:

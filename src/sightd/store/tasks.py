@@ -142,35 +142,41 @@ async def get_request(connection: AsyncConnection, task_id: int) -> bytes | None
     return bytes(value) if value is not None else None
 
 
-async def _finish(connection: AsyncConnection, task_id: int, ttl: float, values: Mapping[str, Any]) -> bool:
+async def _finish(
+    connection: AsyncConnection, task_id: int, ttl: float, values: Mapping[str, Any]
+) -> TaskRecord | None:
     now = utcnow()
-    result = await connection.execute(
-        sa.update(tasks)
-        .where(tasks.c.id == task_id, tasks.c.status == PENDING)
-        .values(
-            **values,
-            request=None,
-            updated_at=now,
-            expires_at=now + dt.timedelta(seconds=ttl),
-            owner=None,
-            lease_expires_at=None,
+    row = (
+        await connection.execute(
+            sa.update(tasks)
+            .where(tasks.c.id == task_id, tasks.c.status == PENDING)
+            .values(
+                **values,
+                request=None,
+                updated_at=now,
+                expires_at=now + dt.timedelta(seconds=ttl),
+                owner=None,
+                lease_expires_at=None,
+            )
+            .returning(*_COLUMNS)
         )
-    )
-    return bool(result.rowcount)
+    ).first()
+    return None if row is None else _record(row)
 
 
 async def complete_task(
     connection: AsyncConnection, task_id: int, data: Mapping[str, Any] | None, *, ttl: float
-) -> bool:
-    """Marks a pending task successful with its data; False when it was done already (a finished task
-    never changes, so a task run twice after a restart keeps its first outcome)."""
+) -> TaskRecord | None:
+    """Marks a pending task successful with its data and answers it as stored; None when it was done
+    already (a finished task never changes, so a task run twice after a restart keeps its first outcome)."""
     return await _finish(connection, task_id, ttl, {"status": SUCCESS, "data": dict(data or {})})
 
 
 async def fail_task(
     connection: AsyncConnection, task_id: int, error: Mapping[str, Any], *, ttl: float
-) -> bool:
-    """Marks a pending task failed; ``error`` holds code, message, reason and field_violations."""
+) -> TaskRecord | None:
+    """Marks a pending task failed (``error`` holds code, message, reason and field_violations) and
+    answers it as stored; None when it was done already."""
     return await _finish(connection, task_id, ttl, {"status": ERROR, "error": dict(error)})
 
 
