@@ -87,11 +87,11 @@ async def test_wait_returns_as_soon_as_the_task_completes(database: Database) ->
 
 
 @pytest.mark.parametrize("outcome", ["success", "error"])
-async def test_a_task_running_here_is_read_and_awaited_without_the_store(
+async def test_a_task_running_or_finished_here_is_read_without_the_store_until_its_expiry(
     database: Database, monkeypatch: pytest.MonkeyPatch, outcome: str
 ) -> None:
     tenant, other = await _tenant(database), await _tenant(database, "globex")
-    board = TaskBoard(database, ttl=60, poll_interval=30, max_wait=30)
+    board = TaskBoard(database, ttl=0.5, poll_interval=30, max_wait=30)
     task = await board.create(tenant, "recognition")
     reads = 0
     read = database.read
@@ -115,11 +115,24 @@ async def test_a_task_running_here_is_read_and_awaited_without_the_store(
     else:
         assert await board.fail(task.id, BadRequestError.of("inputs[0]", "is not an image"))
     done = await asyncio.wait_for(waiter, 10)
-    assert reads == 1  # the completion handed the finished task over
-    stored = await board.get(tenant, str(task.id))  # finished: read from the store
+    assert await board.get(tenant, str(task.id)) == done
+    assert await board.wait(tenant, str(task.id)) == done
+    assert reads == 1  # the completion handed the finished task over, and it is kept
+    with pytest.raises(NotFoundError):
+        await board.get(other, str(task.id))
     assert reads == 2
-    assert done == stored  # as stored, timestamps included
+    assert done.expires_at is not None
+    await asyncio.sleep((done.expires_at - dt.datetime.now(dt.UTC)).total_seconds() + 0.05)
+    assert await board.get(tenant, str(task.id)) == done  # past its expiry: read, still stored
+    assert reads == 3
+    monkeypatch.undo()
+    async with database.read() as connection:  # as stored, timestamps included
+        assert done == await task_store.get_task(connection, tenant, task.id)
     assert (done.status, done.id, done.created_at) == (outcome, task.id, task.created_at)
+    async with database.write() as connection:
+        assert await task_store.expire_tasks(connection) == 1
+    with pytest.raises(NotFoundError):
+        await board.get(tenant, str(task.id))
 
 
 async def test_wait_sees_a_completion_by_another_process_by_polling(
@@ -188,9 +201,11 @@ async def test_only_finished_tasks_past_their_expiry_are_deleted(database: Datab
     async with database.write() as connection:
         later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=61)
         assert await task_store.expire_tasks(connection, later) == 1
+    # Read by a board that did not finish it (this one keeps it until its expiry date, 60 s from now).
+    reader = TaskBoard(database, ttl=60)
     with pytest.raises(NotFoundError):
-        await board.get(tenant, str(old.id))
-    assert (await board.get(tenant, str(running.id))).status == "pending"
+        await reader.get(tenant, str(old.id))
+    assert (await reader.get(tenant, str(running.id))).status == "pending"
     # Ids are never reused, so an expired task's id never names another task.
     assert (await board.create(tenant, "recognition")).id > old.id
 

@@ -2,10 +2,12 @@
 (``WaitTask``), recovery of pending tasks at start-up and expiry.
 
 The tasks this process created and is running are known without reading the store: until this process
-finishes one (or claims it again, ``recover``), it is pending as created, so reading it or starting to wait
-for it costs no store read. Waiting wakes on an in-process notification when this process finishes the
-task, which hands the waiters the task as stored, and otherwise reads the store every ``poll_interval``
-seconds: tasks finished by another replica (PostgreSQL) or process are seen that way.
+finishes one (or claims it again, ``recover``), it is pending as created. So are the last
+``FINISHED_KEPT`` tasks it finished, as stored: a finished task never changes, and it is deleted only once
+past its expiry date, when it is read from the store again. Reading such a task or starting to wait for it
+costs no store read. Waiting wakes on an in-process notification when this process finishes the task,
+which hands the waiters the task as stored, and otherwise reads the store every ``poll_interval`` seconds:
+tasks finished by another replica (PostgreSQL) or process are seen that way.
 
 Every pending task is leased to the instance running it (``owner``, docs/storage.md): the board renews its
 leases every third of ``lease`` seconds, and takes over the tasks whose lease ran out (their instance
@@ -18,16 +20,20 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sightd.app.errors import ServiceError, public_error
 from sightd.store import tasks as task_store
-from sightd.store.database import Database
+from sightd.store.database import Database, utcnow
 from sightd.store.tasks import PendingTask, TaskRecord
 
 log = logging.getLogger(__name__)
+
+# Tasks this process finished that it keeps as stored, the latest first (a finished task never changes).
+FINISHED_KEPT = 1024
 
 # google.rpc.Code numbers of ServiceError.code names.
 _CODES = {
@@ -102,6 +108,8 @@ class TaskBoard:
         self._waiters: dict[int, set[_Waiter]] = {}
         # The tasks created here and not finished here yet, as created (pending).
         self._running: dict[int, TaskRecord] = {}
+        # The last tasks finished here, as stored.
+        self._finished: OrderedDict[int, TaskRecord] = OrderedDict()
 
     async def create(self, tenant_id: int, kind: str, request: bytes | None = None) -> TaskRecord:
         """A pending task, leased to this instance (which must run it, or leave it to a restart)."""
@@ -119,7 +127,7 @@ class TaskBoard:
                 record = await task_store.complete_task(connection, task_id, data, ttl=self.ttl)
         finally:
             self._running.pop(task_id, None)
-        self._notify(task_id, record)
+        self._finish(task_id, record)
         return record is not None
 
     async def fail(self, task_id: int, error: BaseException) -> bool:
@@ -131,8 +139,16 @@ class TaskBoard:
                 record = await task_store.fail_task(connection, task_id, document, ttl=self.ttl)
         finally:
             self._running.pop(task_id, None)
-        self._notify(task_id, record)
+        self._finish(task_id, record)
         return record is not None
+
+    def _finish(self, task_id: int, record: TaskRecord | None) -> None:
+        """Keeps the task this process finished (None: it was done already) and wakes its waiters."""
+        if record is not None:
+            self._finished[task_id] = record
+            if len(self._finished) > FINISHED_KEPT:
+                self._finished.popitem(last=False)
+        self._notify(task_id, record)
 
     def _notify(self, task_id: int, record: TaskRecord | None = None) -> None:
         """Wakes the task's waiters, handing them ``record`` (the task as this process finished it; None:
@@ -143,16 +159,22 @@ class TaskBoard:
 
     async def get(self, tenant_id: int, task_id: str) -> TaskRecord:
         parsed = task_store.parse_task_id(task_id)
-        running = self._running_of(tenant_id, parsed)
-        if running is not None:
-            return running
+        known = self._known(tenant_id, parsed)
+        if known is not None:
+            return known
         async with self.database.read() as connection:
             return await task_store.get_task(connection, tenant_id, parsed)
 
-    def _running_of(self, tenant_id: int, task_id: int) -> TaskRecord | None:
-        """The task as created, while this process runs it, when it is the tenant's."""
-        running = self._running.get(task_id)
-        return running if running is not None and running.tenant_id == tenant_id else None
+    def _known(self, tenant_id: int, task_id: int) -> TaskRecord | None:
+        """The tenant's task as this process knows it without reading the store: running here (as created),
+        or finished here and kept, before its expiry date; else None."""
+        record = self._running.get(task_id)
+        if record is None:
+            record = self._finished.get(task_id)
+            if record is not None and record.expires_at is not None and record.expires_at <= utcnow():
+                del self._finished[task_id]  # may be deleted by now: the store says
+                return None
+        return record if record is not None and record.tenant_id == tenant_id else None
 
     async def list(
         self, tenant_id: int, task_ids: Sequence[str], *, offset: int = 0, limit: int = 0
@@ -172,10 +194,10 @@ class TaskBoard:
             first = True
             while True:
                 # Registered before looking, so a completion between the look and the wait is not missed.
-                # The first look takes a task running here as it is; the polls read the store, where a task
-                # taken over by another instance (its lease ran out here) is seen done.
+                # The first look takes a task this process knows as it is; the polls read the store, where a
+                # task taken over by another instance (its lease ran out here) is seen done.
                 waiter.event.clear()
-                record = self._running_of(tenant_id, parsed) if first else None
+                record = self._known(tenant_id, parsed) if first else None
                 first = False
                 if record is None:
                     async with self.database.read() as connection:
