@@ -23,12 +23,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sightd.app.errors import ServiceError, public_error
 from sightd.store import tasks as task_store
 from sightd.store.database import Database, utcnow
 from sightd.store.tasks import PendingTask, TaskRecord
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger(__name__)
 
@@ -122,33 +125,34 @@ class TaskBoard:
 
     async def complete(self, task_id: int, data: Mapping[str, Any] | None) -> bool:
         """Marks the task successful; False when it was done already."""
-        try:
-            async with self.database.write() as connection:
-                record = await task_store.complete_task(connection, task_id, data, ttl=self.ttl)
-        finally:
-            self._running.pop(task_id, None)
-        self._finish(task_id, record)
-        return record is not None
+        return await self._finish(
+            task_id, lambda connection: task_store.complete_task(connection, task_id, data, ttl=self.ttl)
+        )
 
     async def fail(self, task_id: int, error: BaseException) -> bool:
         """Marks the task failed with what ``public_error`` lets the caller know of ``error``; False when it
         was done already."""
         document = error_document(public_error(error, context=f"task {task_id}"))
+        return await self._finish(
+            task_id, lambda connection: task_store.fail_task(connection, task_id, document, ttl=self.ttl)
+        )
+
+    async def _finish(
+        self, task_id: int, record_outcome: Callable[[AsyncConnection], Awaitable[TaskRecord | None]]
+    ) -> bool:
+        """Records the task's outcome (``record_outcome``, in a write transaction: the task as stored, None
+        when it was done already), keeps the task and wakes its waiters."""
         try:
             async with self.database.write() as connection:
-                record = await task_store.fail_task(connection, task_id, document, ttl=self.ttl)
+                record = await record_outcome(connection)
         finally:
             self._running.pop(task_id, None)
-        self._finish(task_id, record)
-        return record is not None
-
-    def _finish(self, task_id: int, record: TaskRecord | None) -> None:
-        """Keeps the task this process finished (None: it was done already) and wakes its waiters."""
         if record is not None:
             self._finished[task_id] = record
             if len(self._finished) > FINISHED_KEPT:
                 self._finished.popitem(last=False)
         self._notify(task_id, record)
+        return record is not None
 
     def _notify(self, task_id: int, record: TaskRecord | None = None) -> None:
         """Wakes the task's waiters, handing them ``record`` (the task as this process finished it; None:
