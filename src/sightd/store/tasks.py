@@ -54,6 +54,53 @@ class TaskRecord:
 
 _COLUMNS = [column for column in tasks.c if column.name != "request"]
 
+# The statements of a task's life on the request path, built once with bound parameters: SQLAlchemy then
+# reuses their cache key and compiled form. Measured in a tight loop on SQLite (6 interleaved rounds of 150
+# tasks), a creation, its outcome and a read took 4.3 to 4.9 ms of CPU, against 4.7 to 5.5 ms when the
+# statements were built on each call.
+_CREATE = (
+    sa.insert(tasks)
+    .values(
+        tenant_id=sa.bindparam("tenant_id"),
+        kind=sa.bindparam("kind"),
+        status=PENDING,
+        request=sa.bindparam("request"),
+        created_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+        owner=sa.bindparam("owner"),
+        lease_expires_at=sa.bindparam("lease_expires_at"),
+    )
+    .returning(*_COLUMNS)
+)
+_GET = sa.select(*_COLUMNS).where(
+    tasks.c.id == sa.bindparam("task_id"), tasks.c.tenant_id == sa.bindparam("tenant_id")
+)
+
+
+def _finishing(status: str, outcome: str) -> sa.Update:
+    """Finishes a pending task with ``status`` and its ``outcome`` (the data or error column), dropping the
+    request and the lease; answers the task as stored."""
+    return (
+        sa.update(tasks)
+        .where(tasks.c.id == sa.bindparam("task_id"), tasks.c.status == PENDING)
+        .values(
+            {
+                tasks.c.status: status,
+                tasks.c[outcome]: sa.bindparam("outcome"),
+                tasks.c.request: None,
+                tasks.c.updated_at: sa.bindparam("now"),
+                tasks.c.expires_at: sa.bindparam("expires_at"),
+                tasks.c.owner: None,
+                tasks.c.lease_expires_at: None,
+            }
+        )
+        .returning(*_COLUMNS)
+    )
+
+
+_COMPLETE = _finishing(SUCCESS, "data")
+_FAIL = _finishing(ERROR, "error")
+
 
 def _record(row: Any) -> TaskRecord:
     return TaskRecord(
@@ -92,28 +139,21 @@ async def create_task(
         raise ValueError(f"unknown task kind {kind!r}")
     now = utcnow()
     inserted = await connection.execute(
-        sa.insert(tasks)
-        .values(
-            tenant_id=tenant_id,
-            kind=kind,
-            status=PENDING,
-            request=request,
-            created_at=now,
-            updated_at=now,
-            owner=owner,
-            lease_expires_at=now + dt.timedelta(seconds=lease) if owner is not None else None,
-        )
-        .returning(*_COLUMNS)
+        _CREATE,
+        {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "request": request,
+            "now": now,
+            "owner": owner,
+            "lease_expires_at": now + dt.timedelta(seconds=lease) if owner is not None else None,
+        },
     )
     return _record(inserted.one())
 
 
 async def get_task(connection: AsyncConnection, tenant_id: int, task_id: int) -> TaskRecord:
-    row = (
-        await connection.execute(
-            sa.select(*_COLUMNS).where(tasks.c.id == task_id, tasks.c.tenant_id == tenant_id)
-        )
-    ).first()
+    row = (await connection.execute(_GET, {"task_id": task_id, "tenant_id": tenant_id})).first()
     if row is None:
         raise NotFoundError(f"task {task_id} not found", metadata={"task_id": str(task_id)})
     return _record(row)
@@ -143,24 +183,16 @@ async def get_request(connection: AsyncConnection, task_id: int) -> bytes | None
 
 
 async def _finish(
-    connection: AsyncConnection, task_id: int, ttl: float, values: Mapping[str, Any]
+    connection: AsyncConnection, statement: sa.Update, task_id: int, ttl: float, outcome: Mapping[str, Any]
 ) -> TaskRecord | None:
     now = utcnow()
-    row = (
-        await connection.execute(
-            sa.update(tasks)
-            .where(tasks.c.id == task_id, tasks.c.status == PENDING)
-            .values(
-                **values,
-                request=None,
-                updated_at=now,
-                expires_at=now + dt.timedelta(seconds=ttl),
-                owner=None,
-                lease_expires_at=None,
-            )
-            .returning(*_COLUMNS)
-        )
-    ).first()
+    parameters = {
+        "task_id": task_id,
+        "outcome": dict(outcome),
+        "now": now,
+        "expires_at": now + dt.timedelta(seconds=ttl),
+    }
+    row = (await connection.execute(statement, parameters)).first()
     return None if row is None else _record(row)
 
 
@@ -169,7 +201,7 @@ async def complete_task(
 ) -> TaskRecord | None:
     """Marks a pending task successful with its data and answers it as stored; None when it was done
     already (a finished task never changes, so a task run twice after a restart keeps its first outcome)."""
-    return await _finish(connection, task_id, ttl, {"status": SUCCESS, "data": dict(data or {})})
+    return await _finish(connection, _COMPLETE, task_id, ttl, data or {})
 
 
 async def fail_task(
@@ -177,7 +209,7 @@ async def fail_task(
 ) -> TaskRecord | None:
     """Marks a pending task failed (``error`` holds code, message, reason and field_violations) and
     answers it as stored; None when it was done already."""
-    return await _finish(connection, task_id, ttl, {"status": ERROR, "error": dict(error)})
+    return await _finish(connection, _FAIL, task_id, ttl, error)
 
 
 @dataclass(frozen=True)
