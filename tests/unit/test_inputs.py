@@ -8,7 +8,7 @@ import pytest
 
 from sightd.app import inputs
 from sightd.app.errors import BadRequestError
-from sightd.v1 import common_pb2
+from sightd.v1 import common_pb2, inference_pb2, networks_pb2
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
@@ -70,10 +70,15 @@ def test_every_fault_names_its_field() -> None:
 
 def test_a_task_keeps_inline_images_decoded() -> None:
     encoded = "data:image/png;base64," + base64.b64encode(PNG).decode()
-    items = one(source=encoded, crop_uniform_background=True)
-    kept = inputs.with_inline_data(items, inputs.prepare(items, max_image_bytes=1 << 20))
-    assert kept[0].image.WhichOneof("image_source") == "data"
-    assert kept[0].image.data == PNG
-    assert kept[0].image.crop_uniform_background
-    url = one(source="https://images.example/cat.jpg")
-    assert inputs.with_inline_data(url, inputs.prepare(url, max_image_bytes=10)) == url
+    image = one(source=encoded, crop_uniform_background=True)
+    request = inference_pb2.InferRequest(spec_id="s", inputs=image)
+    sent = request.SerializeToString()
+    kept = inputs.as_kept(request, inputs.prepare(request.inputs, max_image_bytes=1 << 20))
+    assert kept.inputs[0].image.WhichOneof("image_source") == "data"
+    assert kept.inputs[0].image.data == PNG
+    assert kept.inputs[0].image.crop_uniform_background
+    assert kept.spec_id == "s"
+    assert request.SerializeToString() == sent  # the request as sent is left as it is
+    for source in ({"source": "https://images.example/cat.jpg"}, {"data": PNG}):  # kept as they were sent
+        network = networks_pb2.InferNetworkRequest(id="n", inputs=one(**source), output_tensors=["prob"])
+        assert inputs.as_kept(network, inputs.prepare(network.inputs, max_image_bytes=1 << 20)) is network

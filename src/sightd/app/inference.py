@@ -53,7 +53,6 @@ from sightd.v1 import inference_pb2, networks_pb2
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
-_TaskRequest = TypeVar("_TaskRequest", inference_pb2.InferRequest, networks_pb2.InferNetworkRequest)
 DEFAULT_MAX_PREDICTIONS = 100
 # Waits between tries of a task the runtime's queues refused.
 _MIN_RETRY, _MAX_RETRY = 0.05, 5.0
@@ -218,16 +217,13 @@ class Inference:
         self,
         tenant_id: int,
         kind: str,
-        request: _TaskRequest,
+        request: inputs.TaskRequest,
         image: inputs.PreparedImage,
     ) -> int:
         """Stores the checked request as a task (inline sources decoded, so that it runs again after a
         restart), starts it, and answers its id."""
         self._check_room()
-        kept = type(request)()
-        kept.CopyFrom(request)
-        del kept.inputs[:]
-        kept.inputs.extend(inputs.with_inline_data(request.inputs, image))
+        kept = inputs.as_kept(request, image)
         task = await self.board.create(tenant_id, kind, kept.SerializeToString())
         self._spawn(task.id, tenant_id, kind, kept)
         return task.id

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sightd import _core
 from sightd.app.errors import BadRequestError, FieldViolation
 from sightd.errors import InvalidArgumentError
 from sightd.sources.fetch import UrlFetcher
 from sightd.sources.inline import SourceKind, decode_inline, source_kind
-from sightd.v1 import common_pb2
+from sightd.v1 import common_pb2, inference_pb2, networks_pb2
 
 FIELD = "inputs[0].image"
 
@@ -97,11 +98,17 @@ async def fetch(image: PreparedImage, fetcher: UrlFetcher, tenant_id: int) -> by
     return await fetcher.fetch(image.url, f"{FIELD}.source", tenant=tenant_id)
 
 
-def with_inline_data(inputs: Sequence[common_pb2.Input], image: PreparedImage) -> list[common_pb2.Input]:
-    """The inputs as a task keeps them to run again after a restart: inline sources already decoded (the
-    bytes in ``data``), URLs as they were."""
-    kept = common_pb2.Input()
-    kept.CopyFrom(inputs[0])
-    if image.data is not None:
-        kept.image.data = image.data
-    return [kept]
+# The requests that become tasks.
+TaskRequest = TypeVar("TaskRequest", inference_pb2.InferRequest, networks_pb2.InferNetworkRequest)
+
+
+def as_kept(request: TaskRequest, image: PreparedImage) -> TaskRequest:
+    """The request as a task keeps it to run again after a restart: an inline ``source`` (a data: URI,
+    base64) decoded into the image's ``data``; bytes and URLs as they were sent, in the request itself
+    (copying a 160 KB request twice over took 0.44 ms, against 0.16 ms to serialize it)."""
+    if image.data is None or request.inputs[0].image.WhichOneof("image_source") == "data":
+        return request
+    kept = type(request)()
+    kept.CopyFrom(request)
+    kept.inputs[0].image.data = image.data  # the source leaves the oneof
+    return kept
