@@ -296,13 +296,6 @@ async def renew_leases(connection: AsyncConnection, owner: str, lease: float) ->
     return int(result.rowcount)
 
 
-async def mark_attempt(connection: AsyncConnection, task_id: int) -> None:
-    """Counts a run of a task (its first run, from the request path)."""
-    await connection.execute(
-        sa.update(tasks).where(tasks.c.id == task_id).values(attempts=tasks.c.attempts + 1)
-    )
-
-
 async def expire_tasks(connection: AsyncConnection, now: dt.datetime | None = None) -> int:
     """Deletes the finished tasks whose expiry date has passed; returns how many."""
     result = await connection.execute(sa.delete(tasks).where(tasks.c.expires_at <= (now or utcnow())))
