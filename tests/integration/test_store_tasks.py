@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sightd.app import tasks as tasks_module
 from sightd.app.errors import BadRequestError, FieldViolation, NotFoundError
 from sightd.app.tasks import TaskBoard
 from sightd.store import keys
@@ -133,6 +134,42 @@ async def test_a_task_running_or_finished_here_is_read_without_the_store_until_i
         assert await task_store.expire_tasks(connection) == 1
     with pytest.raises(NotFoundError):
         await board.get(tenant, str(task.id))
+
+
+def _labels(count: int) -> dict[str, Any]:
+    predicted = [{"label_id": i, "label_name": f"l{i}", "score": 0.5, "threshold": 0.1} for i in range(count)]
+    return {"outputs": [{"labels": {"predicted": predicted, "discarded": []}}]}
+
+
+async def test_the_finished_tasks_kept_here_stay_within_their_memory_budget(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tasks_module, "FINISHED_BYTES", 64 << 10)  # a task may take 4 KB: 3 predictions
+    tenant = await _tenant(database)
+    board = TaskBoard(database, ttl=60)
+    small = [await board.create(tenant, "recognition") for _ in range(30)]
+    for task in small:
+        await board.complete(task.id, _labels(2))  # about 3 KB each: the last 21 fit in 64 KB
+    large = await board.create(tenant, "recognition")
+    await board.complete(large.id, _labels(10))
+    tensors = await board.create(tenant, "network_inference")
+    await board.complete(tensors.id, {"outputs": [{"tensor": {"name": "prob", "data": [0.5] * 4}}]})
+    reads = 0
+    read = database.read
+
+    def counted_read() -> Any:
+        nonlocal reads
+        reads += 1
+        return read()
+
+    monkeypatch.setattr(database, "read", counted_read)
+    looked_up = []
+    for task in [*small, large, tensors]:
+        before = reads
+        done = await board.get(tenant, str(task.id))
+        assert done.status == "success"
+        looked_up.append(reads - before)
+    assert looked_up == [1] * 9 + [0] * 21 + [1, 1]
 
 
 async def test_wait_sees_a_completion_by_another_process_by_polling(

@@ -1,13 +1,13 @@
 """Task life cycle on top of the store: creation, completion with in-process notification, waiting
 (``WaitTask``), recovery of pending tasks at start-up and expiry.
 
-The tasks this process created and is running are known without reading the store: until this process
-finishes one (or claims it again, ``recover``), it is pending as created. So are the last
-``FINISHED_KEPT`` tasks it finished, as stored: a finished task never changes, and it is deleted only once
-past its expiry date, when it is read from the store again. Reading such a task or starting to wait for it
-costs no store read. Waiting wakes on an in-process notification when this process finishes the task,
-which hands the waiters the task as stored, and otherwise reads the store every ``poll_interval`` seconds:
-tasks finished by another replica (PostgreSQL) or process are seen that way.
+The tasks this process created and is running are known without reading the store: until this process finishes
+one (or claims it again, ``recover``), it is pending as created. So are the last tasks it finished, as stored,
+up to about ``FINISHED_BYTES`` of them (tensor results are not kept): a finished task never changes, and it is
+deleted only once past its expiry date, when it is read from the store again. Reading such a task or starting
+to wait for it costs no store read. Waiting wakes on an in-process notification when this process finishes the
+task, which hands the waiters the task as stored, and otherwise reads the store every ``poll_interval``
+seconds: tasks finished by another replica (PostgreSQL) or process are seen that way.
 
 Every pending task is leased to the instance running it (``owner``, docs/storage.md): the board renews its
 leases every third of ``lease`` seconds, and takes over the tasks whose lease ran out (their instance
@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Tasks this process finished that it keeps as stored, the latest first (a finished task never changes).
-FINISHED_KEPT = 1024
+# About how much memory the tasks this process finished and keeps as stored may take (a finished task never
+# changes); one alone may take a sixteenth of it at most.
+FINISHED_BYTES = 16 << 20
 
 # google.rpc.Code numbers of ServiceError.code names.
 _CODES = {
@@ -68,6 +69,22 @@ def error_document(error: ServiceError) -> dict[str, Any]:
         "reason": error.reason,
         "field_violations": [{"field": v.field, "description": v.description} for v in error.violations],
     }
+
+
+def _footprint(record: TaskRecord) -> int | None:
+    """About how many bytes a finished task takes in memory, with its document as Python objects (about 1 KB
+    per prediction); None for a network inference's tensors, which may take megabytes."""
+    if record.kind == "network_inference" and record.data is not None:
+        return None
+    size = 1024
+    outputs = record.data.get("outputs") if record.data is not None else None
+    for output in outputs if isinstance(outputs, list) else ():
+        labels = output.get("labels") if isinstance(output, dict) else None
+        if isinstance(labels, dict):
+            size += 1024 * sum(len(labels.get(kind) or ()) for kind in ("predicted", "discarded"))
+    if record.error is not None:
+        size += 512 * len(record.error.get("field_violations") or ())
+    return size
 
 
 class _Waiter:
@@ -111,8 +128,9 @@ class TaskBoard:
         self._waiters: dict[int, set[_Waiter]] = {}
         # The tasks created here and not finished here yet, as created (pending).
         self._running: dict[int, TaskRecord] = {}
-        # The last tasks finished here, as stored.
-        self._finished: OrderedDict[int, TaskRecord] = OrderedDict()
+        # The last tasks finished here, as stored, with their footprints (_footprint), the oldest first.
+        self._finished: OrderedDict[int, tuple[TaskRecord, int]] = OrderedDict()
+        self._finished_bytes = 0
 
     async def create(self, tenant_id: int, kind: str, request: bytes | None = None) -> TaskRecord:
         """A pending task, leased to this instance (which must run it, or leave it to a restart)."""
@@ -148,11 +166,20 @@ class TaskBoard:
         finally:
             self._running.pop(task_id, None)
         if record is not None:
-            self._finished[task_id] = record
-            if len(self._finished) > FINISHED_KEPT:
-                self._finished.popitem(last=False)
+            self._keep(record)
         self._notify(task_id, record)
         return record is not None
+
+    def _keep(self, record: TaskRecord) -> None:
+        """Keeps a task this process finished, dropping the oldest kept past ``FINISHED_BYTES``."""
+        footprint = _footprint(record)
+        if footprint is None or footprint > FINISHED_BYTES // 16:
+            return
+        self._finished[record.id] = (record, footprint)
+        self._finished_bytes += footprint
+        while self._finished_bytes > FINISHED_BYTES:
+            _, (_, dropped) = self._finished.popitem(last=False)
+            self._finished_bytes -= dropped
 
     def _notify(self, task_id: int, record: TaskRecord | None = None) -> None:
         """Wakes the task's waiters, handing them ``record`` (the task as this process finished it; None:
@@ -174,11 +201,15 @@ class TaskBoard:
         or finished here and kept, before its expiry date; else None."""
         record = self._running.get(task_id)
         if record is None:
-            record = self._finished.get(task_id)
-            if record is not None and record.expires_at is not None and record.expires_at <= utcnow():
-                del self._finished[task_id]  # may be deleted by now: the store says
+            kept = self._finished.get(task_id)
+            if kept is None:
                 return None
-        return record if record is not None and record.tenant_id == tenant_id else None
+            record, footprint = kept
+            if record.expires_at is not None and record.expires_at <= utcnow():
+                del self._finished[task_id]  # may be deleted by now: the store says
+                self._finished_bytes -= footprint
+                return None
+        return record if record.tenant_id == tenant_id else None
 
     async def list(
         self, tenant_id: int, task_ids: Sequence[str], *, offset: int = 0, limit: int = 0
