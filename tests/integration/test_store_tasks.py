@@ -87,6 +87,20 @@ async def test_wait_returns_as_soon_as_the_task_completes(database: Database) ->
     assert done.status == "success"
 
 
+class _ReadCounter:
+    """Counts the database's read transactions from now on."""
+
+    def __init__(self, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        read = database.read
+
+        def counted_read() -> Any:
+            self.count += 1
+            return read()
+
+        monkeypatch.setattr(database, "read", counted_read)
+
+
 @pytest.mark.parametrize("outcome", ["success", "error"])
 async def test_a_task_running_or_finished_here_is_read_without_the_store_until_its_expiry(
     database: Database, monkeypatch: pytest.MonkeyPatch, outcome: str
@@ -94,23 +108,15 @@ async def test_a_task_running_or_finished_here_is_read_without_the_store_until_i
     tenant, other = await _tenant(database), await _tenant(database, "globex")
     board = TaskBoard(database, ttl=0.5, poll_interval=30, max_wait=30)
     task = await board.create(tenant, "recognition")
-    reads = 0
-    read = database.read
-
-    def counted_read() -> Any:
-        nonlocal reads
-        reads += 1
-        return read()
-
-    monkeypatch.setattr(database, "read", counted_read)
+    reads = _ReadCounter(database, monkeypatch)
     assert await board.get(tenant, str(task.id)) == task  # pending, as created
     waiter = asyncio.create_task(board.wait(tenant, str(task.id)))
     await asyncio.sleep(0.05)
     assert not waiter.done()
-    assert reads == 0
+    assert reads.count == 0
     with pytest.raises(NotFoundError):  # another tenant's look goes to the store, which hides it
         await board.get(other, str(task.id))
-    assert reads == 1
+    assert reads.count == 1
     if outcome == "success":
         assert await board.complete(task.id, {"outputs": [{"labels": {"predicted": [], "discarded": []}}]})
     else:
@@ -118,14 +124,14 @@ async def test_a_task_running_or_finished_here_is_read_without_the_store_until_i
     done = await asyncio.wait_for(waiter, 10)
     assert await board.get(tenant, str(task.id)) == done
     assert await board.wait(tenant, str(task.id)) == done
-    assert reads == 1  # the completion handed the finished task over, and it is kept
+    assert reads.count == 1  # the completion handed the finished task over, and it is kept
     with pytest.raises(NotFoundError):
         await board.get(other, str(task.id))
-    assert reads == 2
+    assert reads.count == 2
     assert done.expires_at is not None
     await asyncio.sleep((done.expires_at - dt.datetime.now(dt.UTC)).total_seconds() + 0.05)
     assert await board.get(tenant, str(task.id)) == done  # past its expiry: read, still stored
-    assert reads == 3
+    assert reads.count == 3
     monkeypatch.undo()
     async with database.read() as connection:  # as stored, timestamps included
         assert done == await task_store.get_task(connection, tenant, task.id)
@@ -154,21 +160,13 @@ async def test_the_finished_tasks_kept_here_stay_within_their_memory_budget(
     await board.complete(large.id, _labels(10))
     tensors = await board.create(tenant, "network_inference")
     await board.complete(tensors.id, {"outputs": [{"tensor": {"name": "prob", "data": [0.5] * 4}}]})
-    reads = 0
-    read = database.read
-
-    def counted_read() -> Any:
-        nonlocal reads
-        reads += 1
-        return read()
-
-    monkeypatch.setattr(database, "read", counted_read)
+    reads = _ReadCounter(database, monkeypatch)
     looked_up = []
     for task in [*small, large, tensors]:
-        before = reads
+        before = reads.count
         done = await board.get(tenant, str(task.id))
         assert done.status == "success"
-        looked_up.append(reads - before)
+        looked_up.append(reads.count - before)
     assert looked_up == [1] * 9 + [0] * 21 + [1, 1]
 
 
