@@ -161,7 +161,7 @@ bench-loadgen: $(NATIVE_LOADGEN) $(NATIVE_BRIDGE)
 
 # Every benchmark script (loadgen.py and postprocess_peers.py are their libraries); the serving run's JSON
 # line and its plot go to build/bench/ (docs/benchmarks.md records a run).
-BENCH_SCRIPTS := decode image_decode preprocess reduced_decoding_accuracy pipeline engine_run nms result_message \
+BENCH_SCRIPTS := decode image_decode preprocess reduced_decoding_accuracy pipeline engine_run nms result_message task_store \
                  runtime grpc_service latency_floor serving soak
 bench: setup $(PEERS) $(NATIVE_LOADGEN) $(NATIVE_BRIDGE)
 	mkdir -p build/bench
