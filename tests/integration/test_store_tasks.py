@@ -88,17 +88,22 @@ async def test_wait_returns_as_soon_as_the_task_completes(database: Database) ->
 
 
 class _ReadCounter:
-    """Counts the database's read transactions from now on."""
+    """Counts the database's read transactions from now on (``read`` and ``run_read``)."""
 
     def __init__(self, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
-        read = database.read
+        read, run_read = database.read, database.run_read
 
         def counted_read() -> Any:
             self.count += 1
             return read()
 
+        def counted_run_read(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return run_read(*args, **kwargs)
+
         monkeypatch.setattr(database, "read", counted_read)
+        monkeypatch.setattr(database, "run_read", counted_run_read)
 
 
 @pytest.mark.parametrize("outcome", ["success", "error"])
@@ -134,7 +139,7 @@ async def test_a_task_running_or_finished_here_is_read_without_the_store_until_i
     assert reads.count == 3
     monkeypatch.undo()
     async with database.read() as connection:  # as stored, timestamps included
-        assert done == await task_store.get_task(connection, tenant, task.id)
+        assert done == await connection.run_sync(task_store.get_task, tenant, task.id)
     assert (done.status, done.id, done.created_at) == (outcome, task.id, task.created_at)
     async with database.write() as connection:
         assert await task_store.expire_tasks(connection) == 1

@@ -246,8 +246,8 @@ class Networks:
                 postprocessings=fields.postprocessings,
                 files=files,
             )
-            task = await task_store.create_task(connection, tenant_id, "network_creation")
-            await task_store.complete_task(connection, task.id, None, ttl=self.task_ttl)
+            task = await connection.run_sync(task_store.create_task, tenant_id, "network_creation")
+            await connection.run_sync(task_store.complete_task, task.id, None, ttl=self.task_ttl)
         return record, task.id
 
     async def get(self, tenant_id: int, network_id: str) -> NetworkRecord:

@@ -31,7 +31,7 @@ from sightd.store.database import Database, utcnow
 from sightd.store.tasks import PendingTask, TaskRecord
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
+    from sqlalchemy import Connection
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,9 @@ class TaskBoard:
 
     async def create(self, tenant_id: int, kind: str, request: bytes | None = None) -> TaskRecord:
         """A pending task, leased to this instance (which must run it, or leave it to a restart)."""
-        async with self.database.write() as connection:
-            record = await task_store.create_task(
-                connection, tenant_id, kind, request, owner=self.owner, lease=self.lease
-            )
+        record = await self.database.run_write(
+            task_store.create_task, tenant_id, kind, request, owner=self.owner, lease=self.lease
+        )
         self._running[record.id] = record
         return record
 
@@ -155,14 +154,11 @@ class TaskBoard:
             task_id, lambda connection: task_store.fail_task(connection, task_id, document, ttl=self.ttl)
         )
 
-    async def _finish(
-        self, task_id: int, record_outcome: Callable[[AsyncConnection], Awaitable[TaskRecord | None]]
-    ) -> bool:
+    async def _finish(self, task_id: int, record_outcome: Callable[[Connection], TaskRecord | None]) -> bool:
         """Records the task's outcome (``record_outcome``, in a write transaction: the task as stored, None
         when it was done already), keeps the task and wakes its waiters."""
         try:
-            async with self.database.write() as connection:
-                record = await record_outcome(connection)
+            record = await self.database.run_write(record_outcome)
         finally:
             self._running.pop(task_id, None)
         if record is not None:
@@ -193,8 +189,7 @@ class TaskBoard:
         known = self._known(tenant_id, parsed)
         if known is not None:
             return known
-        async with self.database.read() as connection:
-            return await task_store.get_task(connection, tenant_id, parsed)
+        return await self.database.run_read(task_store.get_task, tenant_id, parsed)
 
     def _known(self, tenant_id: int, task_id: int) -> TaskRecord | None:
         """The tenant's task as this process knows it without reading the store: running here (as created),
@@ -235,8 +230,7 @@ class TaskBoard:
                 record = self._known(tenant_id, parsed) if first else None
                 first = False
                 if record is None:
-                    async with self.database.read() as connection:
-                        record = await task_store.get_task(connection, tenant_id, parsed)
+                    record = await self.database.run_read(task_store.get_task, tenant_id, parsed)
                 remaining = deadline - time.monotonic()
                 if record.done or remaining <= 0:
                     return record

@@ -1,14 +1,17 @@
 """The connection to the metadata store: an async SQLAlchemy engine on SQLite (WAL) or PostgreSQL, with
-the schema migrated to the latest revision when it opens."""
+the schema migrated to the latest revision when it opens, and on an SQLite file a synchronous engine on
+database threads for the transactions of the request path (``run_read``, ``run_write``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -24,6 +27,12 @@ _MIGRATION_LOCK = 0x5167_6874_6400
 # SQLite connections kept open (each is a file handle and an aiosqlite thread): enough for the reads of a
 # loaded server at once, so that none is opened and closed per transaction (docs/storage.md).
 SQLITE_POOL_SIZE = 16
+# Threads (each with its own connection) that run the synchronous transactions on an SQLite file: one writes
+# at a time, the others read.
+SQLITE_THREADS = 4
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -49,14 +58,15 @@ def head_revision() -> str:
 
 
 class Database:
-    """An async engine plus the two kinds of transactions sightd uses."""
+    """An async engine and its two kinds of transactions (``read``, ``write``), plus synchronous functions
+    run in one transaction (``run_read``, ``run_write``): on an SQLite file, on database threads."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = sa.make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo}
+        database = self.url.database or ""
         if self.is_sqlite:
-            database = self.url.database or ""
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
                 options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
@@ -67,29 +77,24 @@ class Database:
         # SQLite takes one writer at a time: this process's writers wait their turn here, in order, rather
         # than in SQLite's busy handler, which sleeps up to 100 ms between tries (one lock per event loop).
         self._write_turns: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        # On an SQLite file, run_read and run_write take a transaction to a database thread in one hop, on
+        # a synchronous engine (the standard sqlite3 driver) of the same file, where the async engine makes
+        # about nine round trips to its connection's thread: docs/storage.md. The threads start on first use
+        # (again after close(), as the engines reconnect).
+        self._sync_engine: sa.Engine | None = None
+        self._threads: ThreadPoolExecutor | None = None
         if self.is_sqlite:
-            self._configure_sqlite()
-
-    def _configure_sqlite(self) -> None:
-        sync_engine = self.engine.sync_engine
-
-        @event.listens_for(sync_engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # sightd emits BEGIN itself (below): the driver's own transaction handling would start write
-            # transactions as readers, which fail with "database is locked" instead of waiting.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @event.listens_for(sync_engine, "begin")
-        def _on_begin(connection: sa.Connection) -> None:
-            # A write transaction takes the write lock at once, waiting up to busy_timeout for it.
-            immediate = connection.get_execution_options().get("sightd_write", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            _configure_sqlite(self.engine.sync_engine)
+            if database and database != ":memory:":
+                sync_url = self.url.set(drivername="sqlite+pysqlite")
+                self._sync_engine = sa.create_engine(
+                    sync_url,
+                    echo=echo,
+                    pool_size=SQLITE_THREADS,
+                    max_overflow=0,
+                    connect_args={"timeout": 30, "check_same_thread": False},
+                )
+                _configure_sqlite(self._sync_engine)
 
     async def migrate(self) -> None:
         """Brings the schema to the latest revision (creating it in an empty database)."""
@@ -111,9 +116,12 @@ class Database:
         async with self.read() as connection:
             return await connection.run_sync(current)
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A transaction for reads (it may write, but on SQLite a concurrent writer may then fail it)."""
+        return self._read_transaction()
+
+    @asynccontextmanager
+    async def _read_transaction(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as connection, connection.begin():
             yield connection
 
@@ -141,8 +149,89 @@ class Database:
             async with connection.begin():
                 yield connection
 
+    async def run_read(
+        self, read: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``read(connection, *args, **kwargs)``, a synchronous function, in a read transaction (as
+        ``read()``): on an SQLite file, on a database thread; elsewhere through the async engine."""
+        if self._sync_engine is None:
+            async with self._read_transaction() as connection:
+                return await connection.run_sync(read, *args, **kwargs)
+        return await self._on_a_thread(False, read, *args, **kwargs)
+
+    async def run_write(
+        self, write: Callable[Concatenate[sa.Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``write(connection, *args, **kwargs)``, a synchronous function, in a write transaction (as
+        ``write()``, taking its turn among this process's writers): committed when it returns, rolled back
+        when it raises. On an SQLite file it runs on a database thread; elsewhere through the async engine.
+        A caller cancelled while it runs still waits for its end (it may have committed), so that the next
+        writer's turn never finds SQLite's write lock taken."""
+        if self._sync_engine is None:
+            async with self.write() as connection:
+                return await connection.run_sync(write, *args, **kwargs)
+        async with self._write_turn():
+            return await self._on_a_thread(True, write, *args, **kwargs)
+
+    async def _on_a_thread(
+        self,
+        writes: bool,
+        work: Callable[Concatenate[sa.Connection, P], T],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """``work`` in a transaction of the synchronous engine, on a database thread. The work cannot be
+        stopped there: a caller cancelled meanwhile waits for its end before the cancellation goes on."""
+        engine = self._sync_engine
+        assert engine is not None
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(SQLITE_THREADS, thread_name_prefix="sightd-db")
+
+        def transaction() -> T:
+            with engine.connect() as plain:
+                connection = plain.execution_options(sightd_write=writes)
+                with connection.begin():
+                    return work(connection, *args, **kwargs)
+
+        future = asyncio.get_running_loop().run_in_executor(self._threads, transaction)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            while not future.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([future])
+            raise
+
     async def close(self) -> None:
+        """Closes every connection (a later transaction connects again)."""
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            await asyncio.to_thread(threads.shutdown)  # after the transactions under way
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
         await self.engine.dispose()
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """The connections' settings and the transactions' BEGIN of an SQLite engine (async or not)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # sightd emits BEGIN itself (below): the driver's own transaction handling would start write
+        # transactions as readers, which fail with "database is locked" instead of waiting.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # A write transaction takes the write lock at once, waiting up to busy_timeout for it.
+        immediate = connection.get_execution_options().get("sightd_write", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 async def open_database(url: str) -> Database:

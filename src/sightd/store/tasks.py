@@ -9,6 +9,11 @@ A pending task has an ``owner``, the instance running it, and a lease that this 
 is alive (:func:`renew_leases`). A task whose lease ran out (its instance died) is claimed by another
 instance, or by the same one when it restarts (:func:`claim_pending`); on PostgreSQL the claim locks the
 rows with ``FOR UPDATE SKIP LOCKED``, so two replicas claiming at once never take the same task.
+
+The steps of a task's life on the request path (:func:`create_task`, :func:`get_task`, :func:`complete_task`,
+:func:`fail_task`) are synchronous functions of a connection, which ``Database.run_write`` and ``run_read``
+run in one hop to a database thread on SQLite (``AsyncConnection.run_sync`` runs them in an async
+transaction). The others are coroutines on an async connection.
 """
 
 from __future__ import annotations
@@ -124,8 +129,8 @@ def parse_task_id(value: str) -> int:
     return int(value)
 
 
-async def create_task(
-    connection: AsyncConnection,
+def create_task(
+    connection: sa.Connection,
     tenant_id: int,
     kind: str,
     request: bytes | None = None,
@@ -138,7 +143,7 @@ async def create_task(
     if kind not in KINDS:
         raise ValueError(f"unknown task kind {kind!r}")
     now = utcnow()
-    inserted = await connection.execute(
+    inserted = connection.execute(
         _CREATE,
         {
             "tenant_id": tenant_id,
@@ -152,8 +157,8 @@ async def create_task(
     return _record(inserted.one())
 
 
-async def get_task(connection: AsyncConnection, tenant_id: int, task_id: int) -> TaskRecord:
-    row = (await connection.execute(_GET, {"task_id": task_id, "tenant_id": tenant_id})).first()
+def get_task(connection: sa.Connection, tenant_id: int, task_id: int) -> TaskRecord:
+    row = connection.execute(_GET, {"task_id": task_id, "tenant_id": tenant_id}).first()
     if row is None:
         raise NotFoundError(f"task {task_id} not found", metadata={"task_id": str(task_id)})
     return _record(row)
@@ -182,8 +187,8 @@ async def get_request(connection: AsyncConnection, task_id: int) -> bytes | None
     return bytes(value) if value is not None else None
 
 
-async def _finish(
-    connection: AsyncConnection, statement: sa.Update, task_id: int, ttl: float, outcome: Mapping[str, Any]
+def _finish(
+    connection: sa.Connection, statement: sa.Update, task_id: int, ttl: float, outcome: Mapping[str, Any]
 ) -> TaskRecord | None:
     now = utcnow()
     parameters = {
@@ -192,24 +197,24 @@ async def _finish(
         "now": now,
         "expires_at": now + dt.timedelta(seconds=ttl),
     }
-    row = (await connection.execute(statement, parameters)).first()
+    row = connection.execute(statement, parameters).first()
     return None if row is None else _record(row)
 
 
-async def complete_task(
-    connection: AsyncConnection, task_id: int, data: Mapping[str, Any] | None, *, ttl: float
+def complete_task(
+    connection: sa.Connection, task_id: int, data: Mapping[str, Any] | None, *, ttl: float
 ) -> TaskRecord | None:
     """Marks a pending task successful with its data and answers it as stored; None when it was done
     already (a finished task never changes, so a task run twice after a restart keeps its first outcome)."""
-    return await _finish(connection, _COMPLETE, task_id, ttl, data or {})
+    return _finish(connection, _COMPLETE, task_id, ttl, data or {})
 
 
-async def fail_task(
-    connection: AsyncConnection, task_id: int, error: Mapping[str, Any], *, ttl: float
+def fail_task(
+    connection: sa.Connection, task_id: int, error: Mapping[str, Any], *, ttl: float
 ) -> TaskRecord | None:
     """Marks a pending task failed (``error`` holds code, message, reason and field_violations) and
     answers it as stored; None when it was done already."""
-    return await _finish(connection, _FAIL, task_id, ttl, error)
+    return _finish(connection, _FAIL, task_id, ttl, error)
 
 
 @dataclass(frozen=True)
@@ -256,8 +261,8 @@ async def claim_pending(
     failed: list[int] = []
     for row in rows:
         if row.attempts >= max_attempts:
-            await fail_task(
-                connection,
+            await connection.run_sync(
+                fail_task,
                 row.id,
                 {
                     "code": 13,
