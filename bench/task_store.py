@@ -1,7 +1,8 @@
 """What a task's store transactions cost on the embedded store (SQLite), side by side:
 
-- **board**: sightd's ``TaskBoard`` on its ``Database`` (SQLAlchemy's async layer over aiosqlite): a task's
-  creation with its request, its outcome (a top-5 document) and a read by an instance that did not run it;
+- **board**: sightd's ``TaskBoard`` on its ``Database`` (on SQLite, each transaction one call to a database
+  thread, SQLAlchemy Core over the sqlite3 module there): a task's creation with its request, its outcome (a
+  top-5 document) and a read by an instance that did not run it;
 - **aiosqlite**: the same three transactions' SQL through aiosqlite alone (BEGIN, the statement with
   RETURNING, COMMIT), on a table of the same columns: the async driver's own cost;
 - **sqlite3**: the same through the standard sqlite3 module on the calling thread: SQLite's own work.
