@@ -1,12 +1,15 @@
 """Does ``sightd serve`` keep its memory over a long run? RSS of a real server process under a closed loop of
-concurrent gRPC ``Recognize`` calls (imagenet-mobilenet-v2 on the darknet dog.jpg) for a few minutes.
+concurrent gRPC ``Recognize`` calls (imagenet-mobilenet-v2 on the darknet dog.jpg) for a few minutes; with
+``--calls infer_wait``, ``Infer`` then ``WaitTask`` instead (durable tasks: the store, the tasks kept in
+memory).
 
 The server is a real ``sightd serve`` process with default settings (bench/grpc_service.py's start-up).
 ``--concurrency`` grpc.aio clients on one channel send requests back to back for ``--seconds``; every
 ``--interval`` seconds the server's VmRSS (and its thread and file descriptor counts) are read from
 /proc/<pid>/. With ``--mix-errors`` (the default), every ``--error-every``-th request is a bad one,
 alternately a truncated JPEG (INVALID_ARGUMENT) and an unknown spec (NOT_FOUND), so that the error paths
-run as often as the rest and would show a leak as well; their answers are counted by status code.
+run as often as the rest and would show a leak as well; their answers are counted by status code (a task
+that fails, by its error's code).
 
 Reported: requests done, img/s, latency percentiles, RSS at the end of the warm-up (the first 30 s or 10%
 of the run, whichever is shorter), at the end, the maximum, the least-squares slope of RSS over the samples
@@ -14,6 +17,7 @@ after the warm-up (MiB per minute) and a verdict: no growth when end - warm-up <
 verdict is printed, never asserted. Prints the machine, versions, the samples, then one JSON line.
 
 Usage: python bench/soak.py [--seconds 300] [--interval 10] [--concurrency 32] [--no-mix-errors]
+                            [--calls recognize|infer_wait]
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ import grpc
 
 from grpc_service import KEY, MODEL, machine, start_server
 from loadgen import percentile
-from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from sightd.zoo import artifacts, build
 
 MiB = 1 << 20
+CODES = {code.value[0]: code.value for code in grpc.StatusCode}  # google.rpc.Code number -> StatusCode value
 METADATA = (("x-api-key", KEY),)
 UNKNOWN_SPEC = "no-such-spec-for-the-soak"
 GROWTH_FRACTION = 0.02
@@ -73,6 +78,37 @@ def request_of(spec_id: str, data: bytes) -> inference_pb2.RecognizeRequest:
     )
 
 
+class Calls:
+    """One request's round: ``Recognize``, or ``Infer`` then ``WaitTask``. Answers the outcome (a status code
+    name, or OK) and the top label of a success."""
+
+    def __init__(self, channel: grpc.aio.Channel, kind: str) -> None:
+        self.kind = kind
+        self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
+        self.tasks = tasks_pb2_grpc.TaskServiceStub(channel)
+
+    async def __call__(self, request: inference_pb2.RecognizeRequest) -> tuple[str, str | None]:
+        try:
+            if self.kind == "recognize":
+                answer = await self.inference.Recognize(request, metadata=METADATA, timeout=60)
+                return "OK", answer.result.outputs[0].labels.predicted[0].label_name
+            infer = inference_pb2.InferRequest(
+                spec_id=request.spec_id, inputs=request.inputs, max_predictions=request.max_predictions
+            )
+            accepted = await self.inference.Infer(infer, metadata=METADATA, timeout=60)
+            waited = await self.tasks.WaitTask(
+                tasks_pb2.WaitTaskRequest(id=accepted.task_id), metadata=METADATA, timeout=60
+            )
+        except grpc.aio.AioRpcError as error:
+            return error.code().name, None
+        task = waited.task
+        if task.status == tasks_pb2.TASK_STATUS_ERROR:
+            return grpc.StatusCode(CODES[task.error.code]).name, None
+        if task.status != tasks_pb2.TASK_STATUS_SUCCESS:
+            return tasks_pb2.TaskStatus.Name(task.status), None
+        return "OK", task.data.recognition.outputs[0].labels.predicted[0].label_name
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     build.build()
     dog = (artifacts.extract_folder("darknet", "usr/share/darknet/data") / "dog.jpg").read_bytes()
@@ -94,6 +130,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 top = first.result.outputs[0].labels.predicted[0].label_name
                 if top != "malamute":
                     raise AssertionError(f"dog.jpg read as {top!r}")
+                call = Calls(channel, args.calls)
                 sent = 0
                 start = time.monotonic()
                 end = start + args.seconds
@@ -120,15 +157,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             kind = list(bad)[(sent // args.error_every) % len(bad)]
                         request = good if kind == "good" else bad[kind]
                         began = time.perf_counter()
-                        try:
-                            answer = await stub.Recognize(request, metadata=METADATA, timeout=60)
-                        except grpc.aio.AioRpcError as error:
-                            answers[kind][error.code().name] += 1
-                            continue
-                        answers[kind]["OK"] += 1
-                        if kind == "good":
+                        outcome, label = await call(request)
+                        answers[kind][outcome] += 1
+                        if kind == "good" and outcome == "OK":
                             latencies.append(time.perf_counter() - began)
-                            if answer.result.outputs[0].labels.predicted[0].label_name != "malamute":
+                            if label != "malamute":
                                 answers[kind]["WRONG_LABEL"] += 1
 
                 async def sampler() -> None:
@@ -153,6 +186,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "bench": "soak",
         "model": MODEL,
+        "calls": args.calls,
         "machine": machine(),
         "seconds": args.seconds,
         "elapsed_s": elapsed,
@@ -200,6 +234,12 @@ def main() -> None:
         help="send bad requests too: a truncated JPEG, an unknown spec (default on)",
     )
     parser.add_argument("--error-every", type=int, default=50, help="every N-th request is a bad one (50)")
+    parser.add_argument(
+        "--calls",
+        choices=("recognize", "infer_wait"),
+        default="recognize",
+        help="each request: a unary Recognize (default), or Infer then WaitTask (a durable task)",
+    )
     args = parser.parse_args()
     if args.seconds <= 0 or args.interval <= 0 or args.concurrency < 1 or args.error_every < 1:
         parser.error("--seconds, --interval, --concurrency and --error-every must be positive")

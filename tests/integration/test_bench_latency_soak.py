@@ -64,15 +64,18 @@ def test_latency_floor_bench_runs(zoo: installed.Zoo) -> None:
         assert 0 < goal["sightd_p50_us"] <= goal["sightd_p99_us"]
 
 
-def test_soak_bench_runs(zoo: installed.Zoo) -> None:
-    record = last_json_line("soak.py", "--seconds", "5", "--interval", "1", "--error-every", "5")
-    assert record["bench"] == "soak"
+@pytest.mark.parametrize("calls", ["recognize", "infer_wait"])
+def test_soak_bench_runs(zoo: installed.Zoo, calls: str) -> None:
+    record = last_json_line(
+        "soak.py", "--seconds", "5", "--interval", "1", "--error-every", "5", "--calls", calls
+    )
+    assert (record["bench"], record["calls"]) == ("soak", calls)
     assert record["concurrency"] == 32
     assert record["mix_errors"] is True
     assert record["requests"] > 0
     assert record["images_per_second"] > 0
     assert 0 < record["p50_ms"] <= record["p99_ms"]
-    # every good request answered, every bad one refused with its own code
+    # every good request answered, every bad one refused with its own code (a task: failed with it)
     assert record["answers"]["good"] == {"OK": record["requests"]}
     assert set(record["answers"]["truncated_jpeg"]) == {"INVALID_ARGUMENT"}
     assert set(record["answers"]["unknown_spec"]) == {"NOT_FOUND"}
