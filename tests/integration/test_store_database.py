@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -199,6 +200,15 @@ async def _synchronous_transactions(database: Database) -> None:
 
     def names(connection: sa.Connection) -> list[str]:
         return list(connection.execute(sa.select(tenants.c.name).order_by(tenants.c.id)).scalars())
+
+    if database.is_sqlite:  # the connections' settings, on the database threads too
+
+        def settings(connection: sa.Connection) -> list[Any]:
+            pragmas = ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            return [connection.exec_driver_sql(f"PRAGMA {name}").scalar() for name in pragmas]
+
+        expected = ["memory" if database.url.database in (None, "", ":memory:") else "wal", 1, 1, 30000]
+        assert await database.run_read(settings) == expected
 
     first = await database.run_write(insert, "acme")
     with pytest.raises(NotFoundError):
