@@ -66,10 +66,11 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         options: dict[str, Any] = {"echo": echo}
         database = self.url.database or ""
+        sqlite_file = self.is_sqlite and database not in ("", ":memory:")
+        if sqlite_file:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
         if self.is_sqlite:
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
-                options.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
             options["connect_args"] = {"timeout": 30}
         else:
             options.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -85,16 +86,15 @@ class Database:
         self._threads: ThreadPoolExecutor | None = None
         if self.is_sqlite:
             _configure_sqlite(self.engine.sync_engine)
-            if database and database != ":memory:":
-                sync_url = self.url.set(drivername="sqlite+pysqlite")
-                self._sync_engine = sa.create_engine(
-                    sync_url,
-                    echo=echo,
-                    pool_size=SQLITE_THREADS,
-                    max_overflow=0,
-                    connect_args={"timeout": 30, "check_same_thread": False},
-                )
-                _configure_sqlite(self._sync_engine)
+        if sqlite_file:
+            self._sync_engine = sa.create_engine(
+                self.url.set(drivername="sqlite+pysqlite"),
+                echo=echo,
+                pool_size=SQLITE_THREADS,
+                max_overflow=0,
+                connect_args={"timeout": 30, "check_same_thread": False},
+            )
+            _configure_sqlite(self._sync_engine)
 
     async def migrate(self) -> None:
         """Brings the schema to the latest revision (creating it in an empty database)."""
