@@ -217,9 +217,13 @@ class SightService:
 
     async def _start_gateway(self, target: str) -> int:
         """The REST gateway, a client of this server's public API (docs/rest.md). Until start-up is over
-        it answers what the gRPC server answers: 503, starting."""
+        it answers what the gRPC server answers: 503, starting. Its calls with one answer are served
+        in-process (sightd.grpc.local), the others through the server's private Unix socket."""
         settings = self.settings
-        channel = self._gateway_channel = open_channel(target, max_message_bytes=settings.max_message_bytes)
+        assert self.server is not None
+        channel = self._gateway_channel = self.server.local_channel(
+            open_channel(target, max_message_bytes=settings.max_message_bytes)
+        )
         limits = Limits(
             max_body_bytes=max(64 << 20, settings.max_message_bytes),
             max_upload_body_bytes=16 * settings.max_upload_bytes + (16 << 20),

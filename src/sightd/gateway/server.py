@@ -1,8 +1,10 @@
 """Serving the gateway: uvicorn in the running event loop, with one gRPC channel to the service.
 
-``sightd serve`` starts it next to the gRPC server (same process and loop, connected through a private
-Unix socket of that server: the same public API, interceptors and API keys, no TLS to set up between the
-two); ``sightd gateway --grpc-target HOST:PORT`` runs it alone against any sightd service.
+``sightd serve`` starts it next to the gRPC server (same process and loop): its unary calls are served
+in-process by that server's interceptors and handlers (``sightd.grpc.local``), its streamed ones go through
+a private Unix socket of the server; the same public API, interceptors and API keys either way, and no TLS
+to set up between the two. ``sightd gateway --grpc-target HOST:PORT`` runs it alone against any sightd
+service.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from sightd.app.errors import UnavailableError
 from sightd.config import Settings
 from sightd.grpc.auth import PUBLIC_SERVICES, Authenticator
+from sightd.grpc.local import LocalChannel, resolver
 from sightd.grpc.metrics import MetricsInterceptor
 from sightd.grpc.status import to_status
 from sightd.grpc.wrapping import Refusal, admission, wrap_handler
@@ -147,9 +148,13 @@ class GenericRegistration(grpc.aio.Server):
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
+        # What the server routes, in order, for in-process calls (sightd.grpc.local).
+        self.handlers: list[grpc.GenericRpcHandler] = []
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(generic_rpc_handlers)
+        added = list(generic_rpc_handlers)
+        self.handlers += added
+        self._server.add_generic_rpc_handlers(added)
 
     def add_registered_method_handlers(
         self, service_name: str, method_handlers: Mapping[str, grpc.RpcMethodHandler[Any, Any]]
@@ -195,10 +200,9 @@ class GrpcServer:
         if metrics is not None:
             chain.pop()
         self.interceptor = CallInterceptor(self.auth, metrics, closed=gate)
-        self.server = grpc.aio.server(
-            interceptors=[*chain, self.interceptor], options=server_options(settings)
-        )
-        registration = GenericRegistration(self.server)
+        self._interceptors: list[grpc.aio.ServerInterceptor] = [*chain, self.interceptor]
+        self.server = grpc.aio.server(interceptors=self._interceptors, options=server_options(settings))
+        registration = self._registration = GenericRegistration(self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, registration)
         for service in self.services:
@@ -212,10 +216,19 @@ class GrpcServer:
 
     def listen_locally(self, path: str) -> None:
         """Also listens, in plaintext, on a Unix socket (before :meth:`start`): the REST gateway of the same
-        process calls the same services, interceptors included, through it. The socket lives in a folder
-        only this user can enter."""
+        process makes its streamed calls through it (its unary ones go in-process: :meth:`local_channel`).
+        The socket lives in a folder only this user can enter."""
         if self.server.add_insecure_port(f"unix:{path}") == 0:
             raise OSError(f"cannot listen on the Unix socket {path}")
+
+    def local_channel(self, through: grpc.aio.Channel) -> LocalChannel:
+        """A channel that calls this server's unary methods in-process, through its interceptors and
+        handlers, and the others ``through`` a real channel to it (``sightd.grpc.local``)."""
+        return LocalChannel(
+            resolver(self._interceptors, self._registration.handlers),
+            through,
+            max_message_bytes=self.settings.max_message_bytes,
+        )
 
     async def start(self) -> int:
         """Binds and starts serving; returns the port (useful with grpc_port 0)."""
