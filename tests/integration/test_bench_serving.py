@@ -129,6 +129,14 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
             assert 1 <= row["average_batch"] <= concurrency
         if variant in SIGHTD:
             assert row["rss_end_mib"] > 0
+        if variant == "rest":
+            # each image's task seen done after one GET or more: 4 images per round, 1 round
+            looks = {int(n): count for n, count in row["task_looks"].items()}
+            assert min(looks) >= 1
+            assert sum(looks.values()) == 4
+            assert row["task_looks_per_image"] == pytest.approx(sum(n * c for n, c in looks.items()) / 4)
+        else:
+            assert "task_looks" not in row
         if (variant in SIGHTD and variant != "grpc_unary_batching") or variant == "inprocess_runtime":
             assert row["average_batch"] == 1  # the service's default on the CPU: no batching
     servers = record["servers"][MODEL]
