@@ -83,6 +83,15 @@ def _add_probe(probe: Probe, server: Any) -> None:
     )
 
 
+class ProbeInterceptor(grpc.aio.ServerInterceptor):
+    """Raises for calls that ask it to (``x-probe: raise``), before the server's own interceptor."""
+
+    async def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        if ("x-probe", "raise") in tuple(handler_call_details.invocation_metadata or ()):
+            raise RuntimeError("interceptor boom")
+        return await continuation(handler_call_details)
+
+
 @dataclass
 class Served:
     server: GrpcServer
@@ -124,7 +133,11 @@ async def served(database: Database, tmp_path: Path) -> AsyncIterator[Served]:
     ]
     registry = CollectorRegistry()
     server = GrpcServer(
-        settings, services, authenticate, interceptors=[MetricsInterceptor(registry)], gate=True
+        settings,
+        services,
+        authenticate,
+        interceptors=[ProbeInterceptor(), MetricsInterceptor(registry)],
+        gate=True,
     )
     port = await server.start()
     await server.open()
@@ -188,6 +201,7 @@ async def test_every_outcome_is_the_real_channels(served: Served) -> None:
         ("a deadline", PROBE, _get("remaining"), key, 10.0),
         ("no deadline", PROBE, _get("remaining"), key, None),
         ("the metadata", PROBE, _get("metadata"), [*key, ("x-probe", "seen")], None),
+        ("an interceptor's exception", PROBE, _get("echo"), [*key, ("x-probe", "raise")], None),
         ("a deadline passing", PROBE, _get("slow"), key, 0.3),
         ("no such method", "/sightd.test.Probe/Nope", _get("echo"), key, 10.0),
         ("a request too large", PROBE, _get("x" * (MAX_MESSAGE_BYTES + 10)), key, 10.0),

@@ -223,13 +223,15 @@ class LocalUnaryUnary:
         return response
 
     async def _run(self, request: Any, context: LocalContext, details: CallDetails) -> Any:
-        handler = await self._channel.resolve(details)
-        if handler is None:
-            raise _error(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
-        if handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
-            raise _error(grpc.StatusCode.UNIMPLEMENTED, f"{self._method} is not a unary method")
         try:
+            handler = await self._channel.resolve(details)
+            if handler is None:
+                raise _error(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+            if handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
+                raise _error(grpc.StatusCode.UNIMPLEMENTED, f"{self._method} is not a unary method")
             response = await handler.unary_unary(request, context)  # type: ignore[arg-type]
+        except grpc.aio.AioRpcError:
+            raise
         except grpc.aio.AbortError:
             raise _error(
                 context.code() or grpc.StatusCode.UNKNOWN, context.details(), context.trailing_metadata()
@@ -237,6 +239,7 @@ class LocalUnaryUnary:
         except asyncio.CancelledError:
             raise
         except Exception as error:
+            # An interceptor's or the handler's: grpc.aio's server answers both alike.
             log.exception(
                 "Unexpected [%s] raised by servicer method [%s] (in-process call)",
                 type(error).__name__,
