@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -110,7 +111,9 @@ async def stream_loop(stub: Any, request: Any, clients: int, requests: int) -> d
     }
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path, int]:
+    """A ``sightd serve`` process on loopback, every port picked by the system: the process, its gRPC port,
+    its log and its REST port."""
     log = data_dir / "serve.log"
     env = {**os.environ, "SIGHTD_API_KEY": KEY}
     command = [sys.executable, "-m", "sightd.cli", "serve", "--data-dir", str(data_dir), "--grpc-port", "0",
@@ -123,7 +126,9 @@ def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
         line = raw.decode()
         if line.startswith("sightd: serving gRPC on "):
             port = int(line.split()[4].rsplit(":", 1)[1].rstrip(","))
-            return process, port, log
+            rest = re.search(r"REST \(v0\.7\) on https?://\S+:(\d+)/", line)
+            assert rest is not None, line
+            return process, port, log, int(rest[1])
     raise RuntimeError(f"sightd serve did not start:\n{log.read_text()}")
 
 
@@ -136,7 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         spec_id=MODEL, inputs=[common_pb2.Input(image=common_pb2.ImageInput(data=dog))], max_predictions=5
     )
     with tempfile.TemporaryDirectory() as folder:
-        process, port, _ = start_server(Path(folder))
+        process, port, _, _ = start_server(Path(folder))
         runtime = Runtime(RuntimeSettings.from_settings(load_settings(environ={})))  # the server's settings
         await runtime.start()
         try:

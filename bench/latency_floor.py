@@ -311,7 +311,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         recognizer = models.build_version(definition, RuntimeSettings()).recognizer
         data_dir = Path(folder) / "data"
         data_dir.mkdir()
-        process, port, _ = start_server(data_dir)
+        process, port, _, _ = start_server(data_dir)
         empty_process, empty_port = start_empty_server()
         runtime = Runtime(RuntimeSettings())
         await runtime.start()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import tempfile
 import threading
 import time
@@ -45,6 +46,8 @@ __all__ = [
     "http_get",
     "http_request",
     "native_loop",
+    "official_inference_post",
+    "official_task_wait",
     "percentile",
     "read_bytes_field",
     "stream_window",
@@ -425,6 +428,61 @@ async def http_get(host: str, port: int, path: str) -> tuple[int, bytes]:
         return await connection.send(http_request("GET", path, f"{host}:{port}"))
     finally:
         await connection.close()
+
+
+# --- the official Deepomatic client's REST flow (deepomatic-api 1.0.0) -------------------------------------
+
+
+def official_inference_post(
+    host: str, path: str, key: str, image: tuple[str, bytes], *, max_predictions: int
+) -> bytes:
+    """The official client's inference POST with a file (``image``: its name and bytes), to ``path`` on
+    ``host``: a multipart form whose file part carries the image at the flattened key
+    ``inputs[0]image.source``, the other fields as text."""
+    filename, data = image
+    boundary = "sightdbench7f3a9c1e5b"
+    parts = []
+    for name, value in (
+        ("inputs[0]image.crop_uniform_background", "False"),
+        ("show_discarded", "False"),
+        ("max_predictions", str(max_predictions)),
+    ):
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+        parts.append(f"{head}{value}\r\n".encode())
+    parts.append(
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="inputs[0]image.source"; '
+            f'filename="{filename}"\r\n\r\n'
+        ).encode()
+        + data
+        + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    headers = {"X-API-KEY": key, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return http_request("POST", path, host, body, headers)
+
+
+async def official_task_wait(
+    connection: HttpConnection, host: str, key: str, task_id: str, generator: random.Random
+) -> tuple[int, dict[str, Any]]:
+    """``GET /v0.7/tasks/{task_id}/`` at once and again on the official client's schedule until the task is
+    no longer pending: its ``Task.wait`` (tenacity) waits 50 ms, then 100 ms plus a random exponential
+    back-off (``wait_random_exponential(multiplier=0.05, max=1.0)``), by attempt number. Answers how many
+    GETs it took and the task's document; a GET answered other than 200 raises AssertionError."""
+    get = http_request("GET", f"/v0.7/tasks/{task_id}/", host, headers={"X-API-KEY": key})
+    attempt = 0
+    while True:
+        status, body = await connection.send(get)
+        if status != 200:
+            raise AssertionError(f"GET task answered {status}: {body[:300]!r}")
+        task: dict[str, Any] = json.loads(body)
+        if task["status"] != "pending":
+            return attempt + 1, task
+        attempt += 1
+        delay = 0.05
+        if attempt > 1:
+            delay = 0.1 + generator.uniform(0, min(1.0, 0.05 * 2 ** (attempt - 1)))
+        await asyncio.sleep(delay)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,8 @@ from loadgen import (  # noqa: E402  (bench/ is put on sys.path just above)
     http_get,
     http_request,
     native_loop,
+    official_inference_post,
+    official_task_wait,
     read_bytes_field,
     stream_window,
     threaded_closed_loop,
@@ -620,33 +622,12 @@ class SightdTarget(Target):
         self.rest_posts = {image: self._rest_post(spec) for image, spec in images.items()}
 
     def _rest_post(self, image: dict[str, Any]) -> bytes:
-        """The official client's inference POST with a file: a multipart form whose file part carries the
-        image at the flattened key ``inputs[0]image.source``; the other fields as text."""
-        boundary = "sightdbench7f3a9c1e5b"
-        parts = []
-        for name, value in (
-            ("inputs[0]image.crop_uniform_background", "False"),
-            ("show_discarded", "False"),
-            ("max_predictions", str(MAX_PREDICTIONS)),
-        ):
-            parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-            )
-        parts.append(
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="inputs[0]image.source"; '
-                f'filename="{Path(image["path"]).name}"\r\n\r\n'
-            ).encode()
-            + image["data"]
-            + b"\r\n"
-        )
-        body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-        return http_request(
-            "POST",
-            f"/v0.7/recognition/public/{self.model}/inference",
+        return official_inference_post(
             f"{HOST}:{self.server.http_port}",
-            body,
-            {"X-API-KEY": KEY, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            f"/v0.7/recognition/public/{self.model}/inference",
+            KEY,
+            (Path(image["path"]).name, image["data"]),
+            max_predictions=MAX_PREDICTIONS,
         )
 
     async def batches(self) -> tuple[float, float]:
@@ -757,26 +738,11 @@ class SightdTarget(Target):
             if status != 200:
                 raise AssertionError(f"rest: POST answered {status}: {body[:300]!r}")
             task_id = json.loads(body)["task_id"]
-            get = http_request("GET", f"/v0.7/tasks/{task_id}/", host, headers={"X-API-KEY": KEY})
-            attempt = 0
-            while True:
-                status, body = await connection.send(get)
-                if status != 200:
-                    raise AssertionError(f"rest: GET task answered {status}: {body[:300]!r}")
-                task = json.loads(body)
-                if task["status"] == "success":
-                    check.document(task["data"], "rest")
-                    looks[attempt + 1] += 1
-                    return
-                if task["status"] != "pending":
-                    raise AssertionError(f"rest: task {task_id} {task['status']}: {task['error']}")
-                # deepomatic-api 1.0.0's Task.wait (tenacity): wait_chain(wait_fixed(0.05), wait_fixed(0.1)
-                # + wait_random_exponential(multiplier=0.05, max=1.0)), by attempt number.
-                attempt += 1
-                delay = 0.05
-                if attempt > 1:
-                    delay = 0.1 + generators[client].uniform(0, min(1.0, 0.05 * 2 ** (attempt - 1)))
-                await asyncio.sleep(delay)
+            count, task = await official_task_wait(connection, host, KEY, task_id, generators[client])
+            if task["status"] != "success":
+                raise AssertionError(f"rest: task {task_id} {task['status']}: {task['error']}")
+            check.document(task["data"], "rest")
+            looks[count] += 1
 
         try:
             return await closed_loop(rest, clients, requests=requests, seconds=seconds)

@@ -1,7 +1,8 @@
 """Does ``sightd serve`` keep its memory over a long run? RSS of a real server process under a closed loop of
 concurrent gRPC ``Recognize`` calls (imagenet-mobilenet-v2 on the darknet dog.jpg) for a few minutes; with
 ``--calls infer_wait``, ``Infer`` then ``WaitTask`` instead (durable tasks: the store, the tasks kept in
-memory).
+memory); with ``--calls rest``, the official Deepomatic client's REST flow (a multipart inference POST, then
+GETs of the task on its schedule; the gateway's calls served in-process).
 
 The server is a real ``sightd serve`` process with default settings (bench/grpc_service.py's start-up).
 ``--concurrency`` grpc.aio clients on one channel send requests back to back for ``--seconds``; every
@@ -17,7 +18,7 @@ after the warm-up (MiB per minute) and a verdict: no growth when end - warm-up <
 verdict is printed, never asserted. Prints the machine, versions, the samples, then one JSON line.
 
 Usage: python bench/soak.py [--seconds 300] [--interval 10] [--concurrency 32] [--no-mix-errors]
-                            [--calls recognize|infer_wait]
+                            [--calls recognize|infer_wait|rest]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import tempfile
 import time
 from collections import Counter
@@ -35,7 +37,7 @@ from typing import Any
 import grpc
 
 from grpc_service import KEY, MODEL, machine, start_server
-from loadgen import percentile
+from loadgen import HttpConnection, official_inference_post, official_task_wait, percentile
 from sightd.v1 import common_pb2, inference_pb2, inference_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 from sightd.zoo import artifacts, build
 
@@ -79,15 +81,23 @@ def request_of(spec_id: str, data: bytes) -> inference_pb2.RecognizeRequest:
 
 
 class Calls:
-    """One request's round: ``Recognize``, or ``Infer`` then ``WaitTask``. Answers the outcome (a status code
-    name, or OK) and the top label of a success."""
+    """One request's round: ``Recognize``, or ``Infer`` then ``WaitTask``, or the official client's REST
+    inference then its looks at the task. Answers the outcome (a status code name, or OK; over REST, the
+    HTTP status of a refused POST, or TASK_ERROR) and the top label of a success."""
 
-    def __init__(self, channel: grpc.aio.Channel, kind: str) -> None:
+    def __init__(self, channel: grpc.aio.Channel, kind: str, http_port: int) -> None:
         self.kind = kind
         self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
         self.tasks = tasks_pb2_grpc.TaskServiceStub(channel)
+        self.http_host = f"127.0.0.1:{http_port}"
+        self.http_port = http_port
+        # REST: the official client's connection (keep-alive) and back-off of each concurrent caller
+        self._idle: list[tuple[HttpConnection, random.Random]] = []
+        self._callers = 0
 
     async def __call__(self, request: inference_pb2.RecognizeRequest) -> tuple[str, str | None]:
+        if self.kind == "rest":
+            return await self._rest(request)
         try:
             if self.kind == "recognize":
                 answer = await self.inference.Recognize(request, metadata=METADATA, timeout=60)
@@ -108,6 +118,35 @@ class Calls:
             return tasks_pb2.TaskStatus.Name(task.status), None
         return "OK", task.data.recognition.outputs[0].labels.predicted[0].label_name
 
+    async def _rest(self, request: inference_pb2.RecognizeRequest) -> tuple[str, str | None]:
+        if self._idle:
+            connection, generator = self._idle.pop()
+        else:
+            connection, generator = HttpConnection("127.0.0.1", self.http_port), random.Random(self._callers)
+            self._callers += 1
+        try:
+            post = official_inference_post(
+                self.http_host,
+                f"/v0.7/recognition/public/{request.spec_id}/inference",
+                KEY,
+                ("dog.jpg", request.inputs[0].image.data),
+                max_predictions=request.max_predictions,
+            )
+            status, body = await connection.send(post)
+            if status != 200:
+                return f"HTTP_{status}", None
+            task_id = json.loads(body)["task_id"]
+            _, task = await official_task_wait(connection, self.http_host, KEY, task_id, generator)
+        finally:
+            self._idle.append((connection, generator))
+        if task["status"] != "success":
+            return "TASK_ERROR", None
+        return "OK", task["data"]["outputs"][0]["labels"]["predicted"][0]["label_name"]
+
+    async def close(self) -> None:
+        for connection, _ in self._idle:
+            await connection.close()
+
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     build.build()
@@ -122,7 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     latencies: list[float] = []
     samples: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as folder:
-        process, port, _ = start_server(Path(folder))
+        process, port, _, http_port = start_server(Path(folder))
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 stub = inference_pb2_grpc.InferenceServiceStub(channel)
@@ -130,7 +169,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 top = first.result.outputs[0].labels.predicted[0].label_name
                 if top != "malamute":
                     raise AssertionError(f"dog.jpg read as {top!r}")
-                call = Calls(channel, args.calls)
+                call = Calls(channel, args.calls, http_port)
                 sent = 0
                 start = time.monotonic()
                 end = start + args.seconds
@@ -170,7 +209,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         await asyncio.sleep(args.interval)
 
                 sampling = asyncio.create_task(sampler())
-                await asyncio.gather(*(client() for _ in range(args.concurrency)))
+                try:
+                    await asyncio.gather(*(client() for _ in range(args.concurrency)))
+                finally:
+                    await call.close()
                 elapsed = time.monotonic() - start
                 sampling.cancel()
                 sample()  # the state at the end of the load, before the server stops
@@ -236,7 +278,7 @@ def main() -> None:
     parser.add_argument("--error-every", type=int, default=50, help="every N-th request is a bad one (50)")
     parser.add_argument(
         "--calls",
-        choices=("recognize", "infer_wait"),
+        choices=("recognize", "infer_wait", "rest"),
         default="recognize",
         help="each request: a unary Recognize (default), or Infer then WaitTask (a durable task)",
     )
