@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "SIGHTD_"
+# The longest a REST GET of a task may wait for it: the gateway's calls answer within 7 s (the official
+# client reads for 8), and a wait must leave that room.
+MAX_REST_TASK_WAIT = 5.0
 MiB = 1 << 20
 
 
@@ -108,6 +111,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("grpc_port", int, 50051, "gRPC port (0: any free port, printed at start-up)", minimum=0),
     Option("http_port", int, 8080, "port of the REST gateway (v0.7 JSON API; 0: any free port)", minimum=0),
     Option("rest_gateway", _parse_bool, True, "serve the REST gateway (Deepomatic v0.7 JSON) on http_port"),
+    Option(
+        "rest_task_wait_seconds",
+        float,
+        0.0,
+        "REST: seconds GET /v0.7/tasks/{id} waits for a pending task to finish before answering it as it is "
+        f"(0: at once, as v0.7; at most {MAX_REST_TASK_WAIT:g})",
+        minimum=0,
+    ),
     Option(
         "metrics_port",
         int,
@@ -258,6 +269,7 @@ class Settings:
     grpc_port: int
     http_port: int
     rest_gateway: bool
+    rest_task_wait_seconds: float
     metrics_port: int
     tls_cert: Path | None
     tls_key: Path | None
@@ -365,6 +377,11 @@ def _convert(option: Option, raw: Any, origin: str) -> Any:
         raise ConfigError(f"{origin}: log_level is DEBUG, INFO, WARNING or ERROR")
     if option.name in {"grpc_port", "http_port", "metrics_port"} and value > 65535:
         raise ConfigError(f"{origin}: {value} is not a port")
+    if option.name == "rest_task_wait_seconds" and value > MAX_REST_TASK_WAIT:
+        raise ConfigError(
+            f"{origin}: {value} is above {MAX_REST_TASK_WAIT:g} s (a REST answer must reach the official "
+            "client within its 8 s read timeout)"
+        )
     return value
 
 

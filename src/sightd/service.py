@@ -227,6 +227,7 @@ class SightService:
         limits = Limits(
             max_body_bytes=max(64 << 20, settings.max_message_bytes),
             max_upload_body_bytes=16 * settings.max_upload_bytes + (16 << 20),
+            task_wait=settings.rest_task_wait_seconds,
         )
         tls = (
             HttpTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)

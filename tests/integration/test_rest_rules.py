@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -387,5 +388,39 @@ def test_inference_answers_before_its_work_is_done(
             task = wait_task(service, task_id)
         assert task["status"] == "success", task
         assert task["data"]["outputs"][0]["labels"]["predicted"][0]["label_name"] == "malamute"
+    finally:
+        service.stop()
+
+
+def test_a_task_get_waits_for_the_task_when_configured(
+    tmp_path: Path, zoo: installed.Zoo, darknet_data: Path
+) -> None:
+    """With rest_task_wait_seconds, GET of a pending task answers once the task is done, or as it is when
+    the wait runs out; an unknown task is still 404."""
+    wait = 3.0
+    service = LiveService(tmp_path / "data", rest_task_wait_seconds=wait).start()
+    try:
+        port, key = service.http_port, service.key("acme")
+        path = f"/v0.7/recognition/public/{MODEL}/inference"
+        with image_server(darknet_data) as images:
+            first = {"inputs": [{"image": {"source": f"{images.url}/dog.jpg"}}]}
+            warm = call(port, "POST", path, key=key, document=first)
+            assert wait_task(service, warm.json["task_id"])["status"] == "success"  # the model is loaded
+            slow = {"inputs": [{"image": {"source": f"{images.url}/slow/dog.jpg"}}]}
+            task_id = call(port, "POST", path, key=key, document=slow).json["task_id"]
+            began = time.monotonic()
+            pending = get(service, f"/v0.7/tasks/{task_id}")
+            waited = time.monotonic() - began
+            assert (pending.status, pending.json["status"]) == (200, "pending")
+            assert waited >= wait - 0.2  # the whole wait: nothing finished it
+            threading.Timer(0.3, images.release).start()
+            began = time.monotonic()
+            done = get(service, f"/v0.7/tasks/{task_id}").json
+            waited = time.monotonic() - began
+        assert done["status"] == "success", done
+        assert done["data"]["outputs"][0]["labels"]["predicted"][0]["label_name"] == "malamute"
+        assert waited < wait  # answered when the task was done, not when the wait ran out
+        missing = get(service, "/v0.7/tasks/987654321")
+        assert (missing.status, missing.json["code"]) == (404, "NOT_FOUND")
     finally:
         service.stop()

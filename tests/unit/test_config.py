@@ -77,6 +77,8 @@ def test_sizes(text: str, expected: int) -> None:
         ((), {"SIGHTD_MAX_MESSAGE_BYTES": "1MiB"}, "minimum"),
         ((), {"SIGHTD_REFLECTION": "maybe"}, "boolean"),
         ((), {"SIGHTD_LOG_FORMAT": "xml"}, "json or text"),
+        (("--rest-task-wait-seconds", "6"), {}, "above 5 s"),
+        (("--rest-task-wait-seconds", "-1"), {}, "minimum"),
     ],
 )
 def test_bad_values_are_reported_with_their_origin(

@@ -27,6 +27,7 @@ _SETTINGS = (
     "max_message_bytes",
     "max_upload_bytes",
     "drain_seconds",
+    "rest_task_wait_seconds",
     "log_format",
     "log_level",
 )
@@ -80,6 +81,7 @@ async def _run(settings: config.Settings, target: str, ca_file: Path | None, tls
     limits = Limits(
         max_body_bytes=max(64 << 20, settings.max_message_bytes),
         max_upload_body_bytes=16 * settings.max_upload_bytes + (16 << 20),
+        task_wait=settings.rest_task_wait_seconds,
     )
     http_tls = (
         HttpTls(settings.tls_cert, settings.tls_key, settings.tls_client_ca)

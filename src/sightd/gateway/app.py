@@ -59,6 +59,9 @@ class Limits:
     max_body_bytes: int = 64 * MiB
     # Network creation forms (the server limits each file to max_upload_bytes).
     max_upload_body_bytes: int = 16 * 2048 * MiB
+    # GET of a task: how long to wait for a pending one to finish before answering it as it is
+    # (rest_task_wait_seconds; 0: at once).
+    task_wait: float = 0.0
 
 
 class Stubs:
