@@ -55,6 +55,10 @@ class Probe:
             return answer
         if what == "raise":
             raise RuntimeError("boom")
+        if what == "rpc_error":  # a failed call of its own, let out
+            raise grpc.aio.AioRpcError(
+                grpc.StatusCode.NOT_FOUND, grpc.aio.Metadata(), grpc.aio.Metadata(), details="elsewhere"
+            )
         if what == "remaining":
             remaining = context.time_remaining()
             late = "none" if remaining is None else ("soon" if 0 < remaining <= 30 else f"odd {remaining}")
@@ -198,6 +202,7 @@ async def test_every_outcome_is_the_real_channels(served: Served) -> None:
         ("an abort with trailing metadata", PROBE, _get("abort_plain"), key, 10.0),
         ("a code set, then an answer", PROBE, _get("set_code"), key, 10.0),
         ("an exception", PROBE, _get("raise"), key, 10.0),
+        ("a failed call's exception", PROBE, _get("rpc_error"), key, 10.0),
         ("a deadline", PROBE, _get("remaining"), key, 10.0),
         ("no deadline", PROBE, _get("remaining"), key, None),
         ("the metadata", PROBE, _get("metadata"), [*key, ("x-probe", "seen")], None),

@@ -16,8 +16,8 @@ loop instead, through the same path as a call that came over the network:
   timeout, and the handler is cancelled when the deadline passes or the caller is cancelled;
 - the outcome reaches the caller as a real channel gives it: the response message, or a
   ``grpc.aio.AioRpcError`` with the code, details and trailing metadata the handler ended with
-  (``DEADLINE_EXCEEDED``, ``UNIMPLEMENTED`` for an unknown method, ``UNKNOWN`` for an exception the handler
-  let out, as grpc.aio's server answers them).
+  (``DEADLINE_EXCEEDED``, ``UNIMPLEMENTED`` for an unknown method, ``UNKNOWN`` for an exception that the
+  handler or an interceptor let out, as grpc.aio's server answers them).
 
 Calls with streamed requests or answers go through the real channel it is given (``through``): network
 uploads and the streaming methods, which the gateway uses rarely or never. The gateway itself still only
@@ -156,8 +156,13 @@ class LocalContext(grpc.aio.ServicerContext[Any, Any]):
         raise RuntimeError("a unary call has no answer stream to write")
 
 
-def _error(code: grpc.StatusCode, details: str | None, trailing: Metadata = ()) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(
+class LocalCallError(grpc.aio.AioRpcError):
+    """How an in-process call fails: the ``AioRpcError`` a real channel raises, of a type of its own so that
+    a handler's own ``AioRpcError`` (a failed call it made) is not taken for its call's status."""
+
+
+def _error(code: grpc.StatusCode, details: str | None, trailing: Metadata = ()) -> LocalCallError:
+    return LocalCallError(
         code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailing), details=details, debug_error_string=None
     )
 
@@ -230,7 +235,7 @@ class LocalUnaryUnary:
             if handler.request_streaming or handler.response_streaming or handler.unary_unary is None:
                 raise _error(grpc.StatusCode.UNIMPLEMENTED, f"{self._method} is not a unary method")
             response = await handler.unary_unary(request, context)  # type: ignore[arg-type]
-        except grpc.aio.AioRpcError:
+        except LocalCallError:
             raise
         except grpc.aio.AbortError:
             raise _error(
