@@ -119,3 +119,22 @@ def test_https_with_the_service_certificate(tmp_path: Path) -> None:
             call(service.http_port, "GET", "/v0.7/accounts/me", key=service.key())
     finally:
         service.stop()
+
+
+def test_gateway_alone_takes_the_task_wait_and_checks_it() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGHTD_")}
+    command = [
+        sys.executable,
+        "-m",
+        "sightd.cli",
+        "gateway",
+        "--grpc-target",
+        "127.0.0.1:1",
+        "--http-port",
+        "0",
+    ]
+    refused = subprocess.run(
+        [*command, "--rest-task-wait-seconds", "9"], capture_output=True, env=env, timeout=60, check=False
+    )
+    assert refused.returncode == 2
+    assert "above 5 s" in refused.stderr.decode()
