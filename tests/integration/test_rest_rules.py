@@ -17,11 +17,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import cv2
+import grpc
 import numpy as np
 import pytest
 
 from integration.harness import image_server
 from integration.rest import Answer, LiveService, Part, call, flatten, multipart
+from sightd.grpc.local import LocalUnaryUnary
 from sightd.zoo import catalog, installed
 
 MODEL = "imagenet-mobilenet-v2"
@@ -424,3 +426,15 @@ def test_a_task_get_waits_for_the_task_when_configured(
         assert (missing.status, missing.json["code"]) == (404, "NOT_FOUND")
     finally:
         service.stop()
+
+
+def test_the_embedded_gateway_calls_the_server_in_process(live: LiveService) -> None:
+    """sightd serve's gateway: unary calls in-process (sightd.grpc.local), the streamed upload over the
+    server's Unix socket. What each path answers is compared in tests/integration/test_grpc_local.py."""
+    assert live.running is not None
+    gateway = live.running.service.gateway
+    assert gateway is not None
+    stubs = gateway.server.config.app.stubs
+    assert isinstance(stubs.inference.Infer, LocalUnaryUnary)
+    assert isinstance(stubs.tasks.GetTask, LocalUnaryUnary)
+    assert isinstance(stubs.networks.CreateNetwork, grpc.aio.StreamUnaryMultiCallable)
