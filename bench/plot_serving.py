@@ -39,6 +39,10 @@ EXTRA = {
     "grpc_stream": ("sightd gRPC (RecognizeStream)", {"color": "C4", "marker": "v", "linestyle": "--"}),
     "grpc_infer_wait": ("sightd gRPC (Infer + WaitTask)", {"color": "C5", "marker": "<", "linestyle": "--"}),
     "rest": ("sightd REST (official client's polling)", {"color": "C6", "marker": ">", "linestyle": "--"}),
+    "rest_task_wait": (
+        "sightd REST, GET waits for the task (1 s)",
+        {"color": "C6", "marker": "1", "linestyle": ":"},
+    ),
     "grpc_unary_batching": (
         "sightd gRPC, batching on (8)",
         {"color": "C7", "marker": "x", "linestyle": "--"},

@@ -13,7 +13,9 @@ and the limit of this machine, side by side in one run.
   in flight as clients (grpc_stream); over REST as the official client (deepomatic-api 1.0.0) does it
   (rest): the v0.7 ``POST /v0.7/recognition/public/{model}/inference`` with the image as a multipart file
   part, then ``GET /v0.7/tasks/{id}/`` at once and again on the client's schedule (50 ms, then 100 ms plus
-  a random exponential back-off) until the task is done; the same unary ``Recognize`` on a second server
+  a random exponential back-off) until the task is done; the same on a server of its own with
+  ``--rest-task-wait-seconds 1`` (rest_task_wait: a GET of a pending task waits for it); the same unary
+  ``Recognize`` on a second server
   with ``--cpu-max-batch 8`` (grpc_unary_batching: dynamic batching up to 8 images on the CPU, which the
   service's defaults turn off there); in-process, in a process of its own: the core ``Recognizer`` called
   directly by one thread per client (inprocess_recognizer), and the ``Runtime`` (the service's settings)
@@ -113,7 +115,12 @@ from loadgen import (  # noqa: E402  (bench/ is put on sys.path just above)
 MODELS = ("imagenet-mobilenet-v2", "coco-yolov3-tiny")
 IMAGES = ("dog", "dog4000")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
-SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
+SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "rest_task_wait", "grpc_unary_batching")
+# Variants served by a sightd of their own, with these flags (the others share one with the defaults).
+OWN_SERVERS = {
+    "grpc_unary_batching": ("sightd_batching", ["--cpu-max-batch", "8"]),
+    "rest_task_wait": ("sightd_task_wait", ["--rest-task-wait-seconds", "1"]),
+}
 BARE = "grpc_bare"  # bench/bare_grpc.py: the gRPC transport's reference
 BARE_NATIVE = "grpc_bare_native"  # the same handler behind gRPC C++ (bench/native/grpc_bridge.cc)
 BARE_THREADS = "grpc_bare_native_threads"  # ... run by the bridge's threads, without the event loop
@@ -709,7 +716,7 @@ class SightdTarget(Target):
                 channel, STREAM, request, answer, clients, metadata=self.METADATA, **budget
             )
             return load, {}
-        if self.name == "rest":
+        if self.name in ("rest", "rest_task_wait"):
             looks: collections.Counter[int] = collections.Counter()
             return await self._rest(image, clients, requests, seconds, looks), {"task_looks": looks}
         raise ValueError(self.name)
@@ -736,12 +743,12 @@ class SightdTarget(Target):
             connection = connections[client]
             status, body = await connection.send(post)
             if status != 200:
-                raise AssertionError(f"rest: POST answered {status}: {body[:300]!r}")
+                raise AssertionError(f"{self.name}: POST answered {status}: {body[:300]!r}")
             task_id = json.loads(body)["task_id"]
             count, task = await official_task_wait(connection, host, KEY, task_id, generators[client])
             if task["status"] != "success":
-                raise AssertionError(f"rest: task {task_id} {task['status']}: {task['error']}")
-            check.document(task["data"], "rest")
+                raise AssertionError(f"{self.name}: task {task_id} {task['status']}: {task['error']}")
+            check.document(task["data"], self.name)
             looks[count] += 1
 
         try:
@@ -1057,8 +1064,9 @@ async def measure_cell(target: Target, image: str, clients: int, args: argparse.
 
 
 def sightd_server(variant: str) -> str:
-    """Which sightd server a variant uses: batching on (the CPU) has one of its own."""
-    return "sightd_batching" if variant == "grpc_unary_batching" else "sightd"
+    """Which sightd server a variant uses: batching on (the CPU) and the REST task wait have one of their
+    own."""
+    return OWN_SERVERS[variant][0] if variant in OWN_SERVERS else "sightd"
 
 
 def load_peers() -> tuple[Any, str | None]:
@@ -1093,12 +1101,11 @@ async def run_model(
     native = args.client == "native"  # the native load generator for the gRPC unary, stream and HTTP loads
     try:
         print(f"\n== {model}: starting the servers", flush=True)
-        if any(v in SIGHTD for v in args.variants if v != "grpc_unary_batching"):
+        if any(v in SIGHTD for v in args.variants if v not in OWN_SERVERS):
             servers["sightd"] = SightdServer(f"sightd-{model}", folder, [])
-        if "grpc_unary_batching" in args.variants:
-            servers["sightd_batching"] = SightdServer(
-                f"sightd-batching-{model}", folder, ["--cpu-max-batch", "8"]
-            )
+        for variant, (name, flags) in OWN_SERVERS.items():
+            if variant in args.variants:
+                servers[name] = SightdServer(f"{name.replace('_', '-')}-{model}", folder, flags)
         for variant in args.variants:
             if variant in SIGHTD:
                 server = servers[sightd_server(variant)]

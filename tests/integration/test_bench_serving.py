@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
 MODEL = "imagenet-mobilenet-v2"
 CONCURRENCY = (1, 2)
-SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "grpc_unary_batching")
+SIGHTD = ("grpc_unary", "grpc_infer_wait", "grpc_stream", "rest", "rest_task_wait", "grpc_unary_batching")
 INPROCESS = ("inprocess_recognizer", "inprocess_runtime")
 BARE = "grpc_bare"
 BARE_NATIVE = ("grpc_bare_native", "grpc_bare_native_threads")
@@ -129,7 +129,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
             assert 1 <= row["average_batch"] <= concurrency
         if variant in SIGHTD:
             assert row["rss_end_mib"] > 0
-        if variant == "rest":
+        if variant in ("rest", "rest_task_wait"):
             # each image's task seen done after one GET or more: 4 images per round, 1 round
             looks = {int(n): count for n, count in row["task_looks"].items()}
             assert min(looks) >= 1
@@ -140,7 +140,7 @@ def test_serving_bench_runs(record: dict[str, Any]) -> None:
         if (variant in SIGHTD and variant != "grpc_unary_batching") or variant == "inprocess_runtime":
             assert row["average_batch"] == 1  # the service's default on the CPU: no batching
     servers = record["servers"][MODEL]
-    assert set(servers) == {"sightd", "sightd_batching"}
+    assert set(servers) == {"sightd", "sightd_batching", "sightd_task_wait"}
     for server in servers.values():
         assert 0 < server["rss_end_mib"] <= server["peak_rss_mib"]
 
