@@ -5,12 +5,13 @@ memory); with ``--calls rest``, the official Deepomatic client's REST flow (a mu
 GETs of the task on its schedule; the gateway's calls served in-process).
 
 The server is a real ``sightd serve`` process with default settings (bench/grpc_service.py's start-up).
-``--concurrency`` grpc.aio clients on one channel send requests back to back for ``--seconds``; every
-``--interval`` seconds the server's VmRSS (and its thread and file descriptor counts) are read from
-/proc/<pid>/. With ``--mix-errors`` (the default), every ``--error-every``-th request is a bad one,
-alternately a truncated JPEG (INVALID_ARGUMENT) and an unknown spec (NOT_FOUND), so that the error paths
-run as often as the rest and would show a leak as well; their answers are counted by status code (a task
-that fails, by its error's code).
+``--concurrency`` grpc.aio clients on one channel (over REST, as many keep-alive HTTP connections) send
+requests back to back for ``--seconds``; every ``--interval`` seconds the server's VmRSS (and its thread and
+file descriptor counts) are read from /proc/<pid>/. With ``--mix-errors`` (the default), every
+``--error-every``-th request is a bad one, alternately a truncated JPEG (INVALID_ARGUMENT) and an unknown
+spec (NOT_FOUND), so that the error paths run as often as the rest and would show a leak as well; their
+answers are counted by status code (a task that fails, by its error's code; over REST, HTTP_<status> for a
+refused POST and TASK_ERROR for a failed task).
 
 Reported: requests done, img/s, latency percentiles, RSS at the end of the warm-up (the first 30 s or 10%
 of the run, whichever is shorter), at the end, the maximum, the least-squares slope of RSS over the samples
@@ -289,7 +290,8 @@ def main() -> None:
         "--calls",
         choices=("recognize", "infer_wait", "rest"),
         default="recognize",
-        help="each request: a unary Recognize (default), or Infer then WaitTask (a durable task)",
+        help="each request: a unary Recognize (default), Infer then WaitTask (a durable task), or the "
+        "official client's REST inference then its GETs of the task",
     )
     args = parser.parse_args()
     if args.seconds <= 0 or args.interval <= 0 or args.concurrency < 1 or args.error_every < 1:
